@@ -1,0 +1,325 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Outcome } from '../channels/channel.js';
+import type { ChannelSet } from '../channels/registry.js';
+import type { Config } from '../config/load.js';
+import { DELIVERY_NOTIFY_CHANNEL, type ChannelSnapshot } from '../engine/accept.js';
+import type { DeliveryOutcome, Metrics } from '../metrics.js';
+import type { Db } from '../store/db.js';
+import { retryDelayMs } from './backoff.js';
+import { ContentCache } from './content.js';
+
+interface Claimed {
+  id: string;
+  notification_id: string;
+  app_id: string;
+  channel: string;
+  recipient_type: string;
+  recipient_value: string;
+  attempts: number;
+  requeued_at_attempt: number;
+  created_at: Date;
+  spec: ChannelSnapshot | null;
+}
+
+interface Completion {
+  id: string;
+  status: 'sent' | 'retry' | 'failed' | 'dead';
+  delayMs: number | null;
+  error: string | null;
+  provider: string | null;
+  attempt: number;
+  outcome: DeliveryOutcome;
+  details: Record<string, unknown> | null;
+  startedAt: Date;
+  durationMs: number;
+}
+
+export type DispatcherSettings = Pick<Config, 'dispatcher' | 'defaults'>;
+
+const MAX_FLUSH = 1_000;
+
+/**
+ * Claims due deliveries in batches, sends each through its channel, and records the outcome.
+ *
+ * A claim is one statement: `FOR UPDATE SKIP LOCKED` picks due rows no other worker holds and
+ * marks them `processing` with a lease; a crashed worker's rows come back when the lease passes.
+ * Completions are written in batches too (one UPDATE and one INSERT per flush), so the database
+ * does a handful of statements per hundred deliveries rather than several per delivery.
+ */
+export class Dispatcher {
+  readonly workerId = `w_${randomUUID().slice(0, 8)}`;
+  private inflight = 0;
+  private stopping = false;
+  private loop?: Promise<void>;
+  private wake?: () => void;
+  private notified = false;
+  private unlisten?: () => Promise<void>;
+  private pending: Completion[] = [];
+  private flushing?: Promise<void>;
+  private readonly content = new ContentCache();
+  private lastReap = 0;
+  private drained?: () => void;
+
+  constructor(
+    private readonly db: Db,
+    private readonly channels: () => ChannelSet,
+    private readonly settings: () => DispatcherSettings,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    this.unlisten = await this.db.listen(DELIVERY_NOTIFY_CHANNEL, () => this.poke());
+    this.loop = this.run();
+  }
+
+  /** Wakes the loop now (a new delivery was queued). */
+  poke(): void {
+    this.notified = true;
+    this.wake?.();
+  }
+
+  /** Stops claiming, lets in-flight sends finish and records them, then returns. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.loop;
+    if (this.inflight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    await this.flushing;
+    await this.unlisten?.();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      const { dispatcher } = this.settings();
+      try {
+        await this.reapExpiredLeases(dispatcher.intervalMs);
+        const room = dispatcher.concurrency - this.inflight;
+        const want = Math.min(dispatcher.batchSize, room);
+        // Wait for room rather than claim a trickle: half a batch or more at a time.
+        if (want < Math.min(dispatcher.batchSize, dispatcher.concurrency) / 2) {
+          await this.sleep(dispatcher.intervalMs);
+          continue;
+        }
+        this.notified = false;
+        const rows = await this.claim(want, dispatcher.leaseTimeoutMs);
+        if (this.stopping) {
+          await this.handBack(rows.map((r) => r.id));
+          break;
+        }
+        for (const row of rows) this.start1(row);
+        if (rows.length < want && !this.notified) await this.sleep(dispatcher.intervalMs);
+      } catch (error) {
+        this.log.error({ err: error }, 'dispatcher cycle failed; retrying');
+        await this.sleep(dispatcher.intervalMs);
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = undefined;
+        done();
+      };
+    });
+  }
+
+  private claim(limit: number, leaseMs: number): Promise<Claimed[]> {
+    return this.db.query<Claimed>(
+      `with due as (
+         select id from deliveries
+         where status in ('pending', 'retry') and run_at <= now()
+         order by run_at
+         limit $1
+         for update skip locked)
+       update deliveries d
+       set status = 'processing', locked_by = $2, locked_until = now() + $3 * interval '1 millisecond',
+           attempts = d.attempts + 1, updated_at = now()
+       from due, notifications n
+       where d.id = due.id and n.id = d.notification_id
+       returning d.id, d.notification_id, d.app_id, d.channel, d.recipient_type, d.recipient_value,
+                 d.attempts, d.requeued_at_attempt, d.created_at, n.channels -> d.channel as spec`,
+      [limit, this.workerId, leaseMs],
+    );
+  }
+
+  /** Returns rows this worker claimed but never started, as if never claimed. */
+  private async handBack(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.query(
+      `update deliveries
+       set status = case when attempts - 1 > requeued_at_attempt then 'retry' else 'pending' end,
+           attempts = attempts - 1, locked_by = null, locked_until = null, updated_at = now()
+       where id = any($1::uuid[]) and locked_by = $2`,
+      [ids, this.workerId],
+    );
+  }
+
+  /** Puts deliveries whose lease ran out (their worker died) back in the queue. */
+  private async reapExpiredLeases(everyMs: number): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastReap < everyMs) return;
+    this.lastReap = now;
+    const rows = await this.db.query<{ n: number }>(
+      `with expired as (
+         update deliveries set status = 'retry', locked_by = null, locked_until = null, run_at = now(), updated_at = now()
+         where status = 'processing' and locked_until < now() returning 1)
+       select count(*)::int as n from expired`,
+    );
+    if (rows[0]!.n > 0) this.log.warn({ count: rows[0]!.n }, 'requeued deliveries whose lease expired');
+  }
+
+  private start1(row: Claimed): void {
+    this.inflight++;
+    void this.process(row).then((completion) => {
+      this.pending.push(completion);
+      this.scheduleFlush();
+    });
+  }
+
+  private async process(row: Claimed): Promise<Completion> {
+    const startedAt = new Date();
+    const { dispatcher, defaults } = this.settings();
+    const provider = this.channels().get(row.channel);
+    let outcome: Outcome;
+    if (!provider) {
+      outcome = { kind: 'retry', error: `channel ${row.channel} is not configured or not enabled` };
+    } else if (!row.spec) {
+      outcome = { kind: 'failed', error: `notification has no content for channel ${row.channel}` };
+    } else {
+      outcome = await this.send(row, row.spec, provider, dispatcher.sendTimeoutMs);
+    }
+    const completion: Completion = {
+      id: row.id,
+      status: outcome.kind,
+      delayMs: null,
+      error: outcome.kind === 'sent' ? null : outcome.error,
+      provider: provider?.name ?? null,
+      attempt: row.attempts,
+      outcome: outcome.kind,
+      details: outcome.details ?? null,
+      startedAt,
+      durationMs: Date.now() - startedAt.getTime(),
+    };
+    if (outcome.kind === 'retry') {
+      const retries = row.attempts - row.requeued_at_attempt;
+      if (retries > defaults.maxRetry) {
+        completion.status = 'dead';
+        completion.error = `gave up after ${retries} attempts: ${outcome.error}`;
+      } else {
+        completion.delayMs = retryDelayMs(retries, defaults.retryBackoffSeconds, outcome.retryAfterMs);
+      }
+    }
+    this.metrics.deliveryOutcome(row.channel, completion.status === 'dead' ? 'dead' : outcome.kind, row.created_at);
+    if (completion.status !== 'sent') {
+      this.log.warn(
+        { delivery: row.id, channel: row.channel, attempt: row.attempts, status: completion.status, error: completion.error },
+        'delivery not sent',
+      );
+    }
+    return completion;
+  }
+
+  private async send(
+    row: Claimed,
+    spec: ChannelSnapshot,
+    provider: NonNullable<ReturnType<ChannelSet['get']>>,
+    timeoutMs: number,
+  ): Promise<Outcome> {
+    let content;
+    try {
+      content = this.content.get(row.notification_id, row.channel, spec);
+    } catch (error) {
+      return { kind: 'failed', error: `template failed to render: ${(error as Error).message}` };
+    }
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      return await provider.send({
+        delivery: {
+          id: row.id,
+          notificationId: row.notification_id,
+          appId: row.app_id,
+          channel: row.channel,
+          recipient: { type: row.recipient_type, value: row.recipient_value },
+          attempt: row.attempts,
+        },
+        content,
+        signal,
+      });
+    } catch (error) {
+      // A provider that throws instead of classifying is treated as transient: retried, then dead.
+      return { kind: 'retry', error: (error as Error).message ?? String(error) };
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushing) return;
+    this.flushing = (async () => {
+      while (this.pending.length > 0) {
+        const batch = this.pending.splice(0, MAX_FLUSH);
+        await this.complete(batch);
+        this.inflight -= batch.length;
+        if (this.inflight === 0) this.drained?.();
+        this.wake?.();
+      }
+      this.flushing = undefined;
+    })();
+  }
+
+  /** Records a batch of outcomes: the delivery rows and their attempts, in one transaction. */
+  private async complete(batch: Completion[]): Promise<void> {
+    for (;;) {
+      try {
+        await this.db.transaction(async (tx) => {
+          await tx.query(
+            `update deliveries d
+             set status = u.status,
+                 run_at = case when u.delay_ms is null then d.run_at else now() + u.delay_ms * interval '1 millisecond' end,
+                 last_error = u.error, provider = u.provider,
+                 sent_at = case when u.status = 'sent' then now() else d.sent_at end,
+                 locked_by = null, locked_until = null, updated_at = now()
+             from unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[]) as u(id, status, delay_ms, error, provider)
+             where d.id = u.id and d.locked_by = $6`,
+            [
+              batch.map((c) => c.id),
+              batch.map((c) => c.status),
+              batch.map((c) => c.delayMs),
+              batch.map((c) => c.error),
+              batch.map((c) => c.provider),
+              this.workerId,
+            ],
+          );
+          await tx.query(
+            `insert into delivery_attempts (delivery_id, attempt, provider, outcome, error, details, started_at, duration_ms)
+             select * from unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::int[])`,
+            [
+              batch.map((c) => c.id),
+              batch.map((c) => c.attempt),
+              batch.map((c) => c.provider),
+              batch.map((c) => c.outcome),
+              batch.map((c) => c.error),
+              batch.map((c) => (c.details ? JSON.stringify(c.details) : null)),
+              batch.map((c) => c.startedAt.toISOString()),
+              batch.map((c) => c.durationMs),
+            ],
+          );
+        });
+        return;
+      } catch (error) {
+        // The sends happened; keep trying to record them rather than lose the outcome. If this
+        // process dies first, the lease returns the rows and they are sent again (at least once).
+        this.log.error({ err: error, count: batch.length }, 'recording delivery outcomes failed; retrying');
+        await new Promise((r) => setTimeout(r, 1_000));
+        if (this.stopping && this.failedStopFlushes++ > 5) return;
+      }
+    }
+  }
+  private failedStopFlushes = 0;
+}
