@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Db } from './store/db.js';
 
-export type DeliveryOutcome = 'sent' | 'retry' | 'failed' | 'dead';
+export type DeliveryOutcome = 'sent' | 'retry' | 'waiting' | 'failed' | 'dead';
 
 /** Herald's Prometheus metrics, in a registry of its own (one per service instance). */
 export class Metrics {
@@ -13,7 +13,7 @@ export class Metrics {
   });
   private readonly outcomes = new Counter({
     name: 'herald_delivery_attempts_total',
-    help: 'Delivery attempts by channel and outcome (sent, retry, failed, dead)',
+    help: 'Delivery attempts by channel and outcome (sent, retry, waiting, failed, dead)',
     labelNames: ['channel', 'outcome'],
     registers: [this.registry],
   });
@@ -34,10 +34,10 @@ export class Metrics {
       async collect() {
         const rows = await db.query<{ status: string; n: number }>(
           `select status, count(*)::int as n from deliveries
-           where status in ('pending', 'retry', 'processing') group by status`,
+           where status in ('pending', 'retry', 'waiting', 'processing') group by status`,
         );
         this.reset();
-        for (const status of ['pending', 'retry', 'processing']) {
+        for (const status of ['pending', 'retry', 'waiting', 'processing']) {
           this.set({ status }, rows.find((r) => r.status === status)?.n ?? 0);
         }
       },

@@ -9,6 +9,12 @@ export interface Recipient {
   value: string;
 }
 
+/**
+ * The recipient of a group channel's post to the group itself (no one mentioned): used when a
+ * notification names a group channel but none of its recipients maps to it.
+ */
+export const GROUP_RECIPIENT_TYPE = 'group';
+
 /** What the rendered template gives a channel to send. */
 export interface Content {
   subject: string;
@@ -43,7 +49,12 @@ export type Outcome =
   /** This message can never succeed as sent (bad payload, credentials, policy). */
   | { kind: 'failed'; error: string; details?: Record<string, unknown> }
   /** The address no longer exists: stop using it. */
-  | { kind: 'dead'; error: string; details?: Record<string, unknown> };
+  | { kind: 'dead'; error: string; details?: Record<string, unknown> }
+  /**
+   * Not sendable yet, through no fault of the message (e.g. a key exchange with the recipient is
+   * under way): check again after `recheckAfterMs`; does not use up the retry budget.
+   */
+  | { kind: 'waiting'; reason: string; recheckAfterMs?: number; details?: Record<string, unknown> };
 
 export interface ChannelProvider {
   /** Provider name from the configuration (providers: <name>). */
@@ -51,6 +62,13 @@ export interface ChannelProvider {
   readonly type: string;
   /** Recipient types this provider delivers to. */
   readonly recipientTypes: readonly string[];
+  /** A group channel: posts to its group, mentioning the recipients that map to it, if any. */
+  readonly postsToGroup?: boolean;
+  /**
+   * The provider's own send rate limit (e.g. 20 a minute per robot), enforced across replicas;
+   * deliveries over it wait their turn rather than fail.
+   */
+  readonly rateLimit?: { limit: number; intervalMs: number };
   /** Returns why the address is unusable, or undefined when it is fine. */
   validateTarget(recipient: Recipient): string | undefined;
   send(request: SendRequest): Promise<Outcome>;

@@ -24,7 +24,7 @@ interface Claimed {
 
 interface Completion {
   id: string;
-  status: 'sent' | 'retry' | 'failed' | 'dead';
+  status: 'sent' | 'retry' | 'waiting' | 'failed' | 'dead';
   delayMs: number | null;
   error: string | null;
   provider: string | null;
@@ -38,6 +38,8 @@ interface Completion {
 export type DispatcherSettings = Pick<Config, 'dispatcher' | 'defaults'>;
 
 const MAX_FLUSH = 1_000;
+/** How long a waiting delivery sleeps before the next check when its channel names no time. */
+const DEFAULT_RECHECK_MS = 60_000;
 
 /**
  * Claims due deliveries in batches, sends each through its channel, and records the outcome.
@@ -135,7 +137,7 @@ export class Dispatcher {
     return this.db.query<Claimed>(
       `with due as (
          select id from deliveries
-         where status in ('pending', 'retry') and run_at <= now()
+         where status in ('pending', 'retry', 'waiting') and run_at <= now()
          order by run_at
          limit $1
          for update skip locked)
@@ -200,7 +202,7 @@ export class Dispatcher {
       id: row.id,
       status: outcome.kind,
       delayMs: null,
-      error: outcome.kind === 'sent' ? null : outcome.error,
+      error: outcome.kind === 'sent' ? null : outcome.kind === 'waiting' ? outcome.reason : outcome.error,
       provider: provider?.name ?? null,
       attempt: row.attempts,
       outcome: outcome.kind,
@@ -208,6 +210,7 @@ export class Dispatcher {
       startedAt,
       durationMs: Date.now() - startedAt.getTime(),
     };
+    if (outcome.kind === 'waiting') completion.delayMs = outcome.recheckAfterMs ?? DEFAULT_RECHECK_MS;
     if (outcome.kind === 'retry') {
       const retries = row.attempts - row.requeued_at_attempt;
       if (retries > defaults.maxRetry) {
@@ -283,6 +286,8 @@ export class Dispatcher {
              set status = u.status,
                  run_at = case when u.delay_ms is null then d.run_at else now() + u.delay_ms * interval '1 millisecond' end,
                  last_error = u.error, provider = u.provider,
+                 -- waiting is no failure: the retry budget starts again after it
+                 requeued_at_attempt = case when u.status = 'waiting' then d.attempts else d.requeued_at_attempt end,
                  sent_at = case when u.status = 'sent' then now() else d.sent_at end,
                  locked_by = null, locked_until = null, updated_at = now()
              from unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[]) as u(id, status, delay_ms, error, provider)

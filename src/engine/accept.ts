@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { HeraldError, invalid } from '../api/errors.js';
-import type { Recipient } from '../channels/channel.js';
+import { GROUP_RECIPIENT_TYPE, type Recipient } from '../channels/channel.js';
 import type { ChannelSet } from '../channels/registry.js';
 import type { Metrics } from '../metrics.js';
 import type { Db, Queryable } from '../store/db.js';
@@ -103,6 +103,12 @@ export class Engine {
         out.push({ channel: name, recipient });
       }
     });
+    // A group channel no recipient maps to still posts once, to the group itself.
+    for (const { name, provider } of providers) {
+      if (provider.postsToGroup && !out.some((d) => d.channel === name)) {
+        out.push({ channel: name, recipient: { type: GROUP_RECIPIENT_TYPE, value: name } });
+      }
+    }
     if (out.length === 0) throw invalid('recipients', 'match none of the requested channels');
     return out;
   }

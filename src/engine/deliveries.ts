@@ -3,7 +3,7 @@ import type { Db } from '../store/db.js';
 import { DELIVERY_NOTIFY_CHANNEL } from './accept.js';
 
 /** Delivery states, mirrored by the CHECK constraint on deliveries.status. */
-export const DELIVERY_STATES = Object.freeze(['pending', 'processing', 'retry', 'sent', 'failed', 'dead'] as const);
+export const DELIVERY_STATES = Object.freeze(['pending', 'processing', 'retry', 'waiting', 'sent', 'failed', 'dead'] as const);
 export type DeliveryState = (typeof DELIVERY_STATES)[number];
 
 export interface DeliveryView {
@@ -62,7 +62,7 @@ function toDelivery(r: DeliveryRow): DeliveryView {
     attempts: r.attempts,
     lastError: r.last_error,
     provider: r.provider,
-    nextAttemptAt: r.status === 'pending' || r.status === 'retry' ? iso(r.run_at) : null,
+    nextAttemptAt: r.status === 'pending' || r.status === 'retry' || r.status === 'waiting' ? iso(r.run_at) : null,
     createdAt: iso(r.created_at)!,
     updatedAt: iso(r.updated_at)!,
     sentAt: iso(r.sent_at),
@@ -72,7 +72,7 @@ function toDelivery(r: DeliveryRow): DeliveryView {
 /** A notification's overall state, derived from its deliveries. */
 function summarize(deliveries: DeliveryView[]): string {
   const states = new Set(deliveries.map((d) => d.status));
-  if (states.has('pending') || states.has('retry') || states.has('processing')) {
+  if (states.has('pending') || states.has('retry') || states.has('waiting') || states.has('processing')) {
     return deliveries.some((d) => d.attempts > 0) ? 'processing' : 'accepted';
   }
   if (states.size === 1 && states.has('sent')) return 'sent';

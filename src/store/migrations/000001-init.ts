@@ -21,7 +21,7 @@ create table deliveries (
   recipient_type text not null,
   recipient_value text not null,
   status text not null default 'pending'
-    check (status in ('pending', 'processing', 'retry', 'sent', 'failed', 'dead')),
+    check (status in ('pending', 'processing', 'retry', 'waiting', 'sent', 'failed', 'dead')),
   attempts integer not null default 0,
   -- attempts already made when the delivery was last re-queued by hand; maxRetry counts from here
   requeued_at_attempt integer not null default 0,
@@ -35,7 +35,7 @@ create table deliveries (
   sent_at timestamptz
 );
 -- The claim reads only due rows; the partial index keeps it cheap however many rows are done.
-create index deliveries_due on deliveries (run_at) where status in ('pending', 'retry');
+create index deliveries_due on deliveries (run_at) where status in ('pending', 'retry', 'waiting');
 create index deliveries_lease on deliveries (locked_until) where status = 'processing';
 create index deliveries_notification on deliveries (notification_id);
 create index deliveries_app_status on deliveries (app_id, status, updated_at);
@@ -45,7 +45,7 @@ create table delivery_attempts (
   delivery_id uuid not null references deliveries (id) on delete cascade,
   attempt integer not null,
   provider text,
-  outcome text not null check (outcome in ('sent', 'retry', 'failed', 'dead')),
+  outcome text not null check (outcome in ('sent', 'retry', 'waiting', 'failed', 'dead')),
   error text,
   details jsonb,
   started_at timestamptz not null,
