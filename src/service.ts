@@ -1,5 +1,6 @@
 import { unwatchFile, watchFile } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApi } from './api/server.js';
@@ -38,8 +39,11 @@ export interface Herald {
   readonly credentialsFile?: string;
   readonly api?: FastifyInstance;
   readonly dispatcher?: Dispatcher;
-  /** Re-reads the config file now (the watcher calls this on change). */
-  reload(): void;
+  /**
+   * Re-reads the config file and the credentials file now (their watchers do this on change).
+   * Returns why an edit was refused; the configuration in force then stays as it was.
+   */
+  reload(): Error | undefined;
   /** Graceful stop: no new requests or claims, in-flight sends finish and are recorded. */
   close(): Promise<void>;
 }
@@ -47,6 +51,8 @@ export interface Herald {
 const CONFIG_WATCH_INTERVAL_MS = 1_000;
 /** How long a replaced provider stays open for sends that started before the reload. */
 const PROVIDER_RETIRE_MS = 60_000;
+/** Sections a running process cannot change: it has bound its port and opened its store. */
+const RESTART_SECTIONS = ['server', 'database', 'auth'] as const;
 
 export async function startHerald(opts: StartOptions): Promise<Herald> {
   let config = opts.config;
@@ -56,38 +62,56 @@ export async function startHerald(opts: StartOptions): Promise<Herald> {
   const db =
     opts.db ??
     (await openDb({ url: config.database.url, dataDir: config.database.dataDir, maxConnections: config.database.maxConnections }));
+  const inbox = new InboxStore(db);
+  // Providers are checked before the schema is touched: a bad file changes nothing.
+  let channels: ChannelSet;
+  try {
+    channels = ChannelSet.build(config.channels, config.providers, { inbox });
+  } catch (error) {
+    if (ownsDb) await db.close();
+    throw error;
+  }
   await migrate(db);
 
   const metrics = new Metrics(db);
-  const inbox = new InboxStore(db);
-  let channels = ChannelSet.build(config.channels, config.providers, { inbox });
-  const retiring = new Set<NodeJS.Timeout>();
+  // Replaced channel sets, each closed by its timer, or at shutdown if that comes first.
+  const retiring = new Map<NodeJS.Timeout, ChannelSet>();
 
-  const reload = (): void => {
-    if (!opts.configFile) return;
+  /** Applies channels, providers, dispatcher, defaults and logging from the file; all or nothing. */
+  const reloadConfig = (): Error | undefined => {
+    if (!opts.configFile) return undefined;
+    let next: Config;
+    let built: ChannelSet;
     try {
-      const next = loadConfig({ file: opts.configFile });
-      const built = ChannelSet.build(next.channels, next.providers, { inbox });
-      const old = channels;
-      channels = built;
-      config = next;
-      const timer = setTimeout(() => {
-        retiring.delete(timer);
-        void old.close();
-      }, PROVIDER_RETIRE_MS);
-      retiring.add(timer);
-      log.info({ channels: built.names() }, 'configuration reloaded');
+      next = loadConfig({ file: opts.configFile });
+      built = ChannelSet.build(next.channels, next.providers, { inbox });
     } catch (error) {
       log.error({ err: error }, 'configuration change refused; the previous configuration stays in force');
+      return error as Error;
     }
+    const pending = RESTART_SECTIONS.filter((section) => !isDeepStrictEqual(next[section], config[section]));
+    if (pending.length > 0) log.warn({ sections: pending }, 'changes to these sections apply after a restart');
+    const old = channels;
+    channels = built;
+    config = Object.freeze({ ...next, server: config.server, database: config.database, auth: config.auth });
+    log.level = config.logging.level;
+    const timer = setTimeout(() => {
+      retiring.delete(timer);
+      void old.close();
+    }, PROVIDER_RETIRE_MS);
+    retiring.set(timer, old);
+    log.info({ channels: built.names() }, 'configuration reloaded');
+    return undefined;
   };
-  if (opts.configFile) watchFile(opts.configFile, { interval: CONFIG_WATCH_INTERVAL_MS }, reload);
+  const onConfigChange = (): void => void reloadConfig();
+  if (opts.configFile) watchFile(opts.configFile, { interval: CONFIG_WATCH_INTERVAL_MS }, onConfigChange);
 
+  // Only the API checks app credentials; a worker never reads (or creates) the file.
   let credentials: Credentials | undefined;
   let devCredential: AppCredential | undefined;
   let credentialsFile: string | undefined;
-  if (config.auth.enabled) {
-    credentialsFile = config.auth.credentialsFilePath ?? join(config.database.dataDir, 'credentials.yaml');
+  if (config.auth.enabled && role !== 'worker') {
+    credentialsFile = resolve(config.auth.credentialsFilePath ?? join(config.database.dataDir, 'credentials.yaml'));
     if (!config.auth.credentialsFilePath) devCredential = ensureDevCredentials(credentialsFile);
     credentials = new Credentials(credentialsFile, (err) =>
       log.error({ err }, 'credentials file change refused; the previous credentials stay in force'),
@@ -130,16 +154,20 @@ export async function startHerald(opts: StartOptions): Promise<Herald> {
     credentialsFile,
     api,
     dispatcher,
-    reload,
+    reload() {
+      const configError = reloadConfig();
+      const credentialsError = credentials?.reload();
+      return configError ?? credentialsError;
+    },
     close() {
       closing ??= (async () => {
-        if (opts.configFile) unwatchFile(opts.configFile, reload);
+        if (opts.configFile) unwatchFile(opts.configFile, onConfigChange);
         credentials?.close();
         await api?.close();
         await dispatcher?.stop();
         await inboxLive?.stop();
-        for (const timer of retiring) clearTimeout(timer);
-        await channels.close();
+        for (const timer of retiring.keys()) clearTimeout(timer);
+        await Promise.all([channels, ...retiring.values()].map((set) => set.close()));
         if (ownsDb) await db.close();
       })();
       return closing;

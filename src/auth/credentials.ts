@@ -45,6 +45,7 @@ export function parseCredentials(text: string, file: string): Map<string, Buffer
  */
 export class Credentials {
   private secrets: Map<string, Buffer>;
+  private readonly onChange = (): void => void this.reload();
 
   constructor(
     readonly file: string,
@@ -61,19 +62,22 @@ export class Credentials {
   }
 
   watch(): void {
-    watchFile(this.file, { interval: WATCH_INTERVAL_MS }, () => this.reload());
+    watchFile(this.file, { interval: WATCH_INTERVAL_MS }, this.onChange);
   }
 
-  reload(): void {
+  /** Re-reads the file now; returns why it was refused, in which case the previous apps stay. */
+  reload(): Error | undefined {
     try {
       this.secrets = parseCredentials(readFileSync(this.file, 'utf8'), this.file);
+      return undefined;
     } catch (error) {
       this.onReloadError(error as Error);
+      return error as Error;
     }
   }
 
   close(): void {
-    unwatchFile(this.file);
+    unwatchFile(this.file, this.onChange);
   }
 }
 

@@ -32,6 +32,8 @@ export interface DeliveryRef {
   recipient: Recipient;
   /** 1 for the first attempt. */
   attempt: number;
+  /** When the notification was accepted. */
+  acceptedAt: Date;
 }
 
 export interface SendRequest {
@@ -44,8 +46,12 @@ export interface SendRequest {
 /** What a provider's answer means for the delivery. */
 export type Outcome =
   | { kind: 'sent'; details?: Record<string, unknown> }
-  /** Transient: try again later, not sooner than `retryAfterMs` when the provider said so. */
-  | { kind: 'retry'; error: string; retryAfterMs?: number; details?: Record<string, unknown> }
+  /**
+   * Transient: try again later, not sooner than `retryAfterMs` when the provider said so. `scope:
+   * 'recipient'` says the provider itself answered and only this address is deferred (a busy
+   * mailbox), so the provider's circuit breaker does not count it.
+   */
+  | { kind: 'retry'; error: string; retryAfterMs?: number; scope?: 'recipient'; details?: Record<string, unknown> }
   /** This message can never succeed as sent (bad payload, credentials, policy). */
   | { kind: 'failed'; error: string; details?: Record<string, unknown> }
   /** The address no longer exists: stop using it. */

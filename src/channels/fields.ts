@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { ConfigError } from './channel.js';
 
 /** Typed readers for `providers.<name>` fields; each error names the full key. */
@@ -15,6 +16,20 @@ export class Fields {
     const value = this.optionalString(name);
     if (value === undefined || value === '') throw new ConfigError(this.key(name), 'is required');
     return value;
+  }
+
+  /**
+   * A required value given either inline (when `isInline` says so: PEM text, JSON) or as the path
+   * of a file holding it. The error never echoes the value, which may be a key.
+   */
+  textOrFile(name: string, isInline: (value: string) => boolean, what: string): string {
+    const value = this.string(name);
+    if (isInline(value)) return value;
+    try {
+      return readFileSync(value, 'utf8');
+    } catch {
+      throw new ConfigError(this.key(name), `is neither ${what} nor a readable file`);
+    }
   }
 
   optionalString(name: string): string | undefined {

@@ -1,19 +1,37 @@
-import { Agent, request, errors as undiciErrors } from 'undici';
+import { Agent, request, errors as undiciErrors, type Dispatcher, type FormData } from 'undici';
 import type { Outcome } from './channel.js';
 
 /** Longest wait a provider's Retry-After may impose before Herald tries again anyway. */
 export const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
 const MAX_DETAIL_CHARS = 512;
+// A webhook URL is whatever an app sent; an endpoint answering with a huge page must not make
+// Herald buffer it (200 sends in flight × 1 MiB is the worst case kept in memory).
+const MAX_RESPONSE_BYTES = 1024 * 1024;
 
-/** Parses Retry-After: delta-seconds or an HTTP-date. Clamped to an hour; undefined when absent or bad. */
+// RFC 9110 §5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms a recipient must accept.
+const IMF_FIXDATE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+const RFC850_DATE = /^[A-Z][a-z]{5,8}, \d{2}-[A-Z][a-z]{2}-\d{2} \d{2}:\d{2}:\d{2} GMT$/;
+const ASCTIME_DATE = /^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/;
+
+function parseHttpDate(text: string): number {
+  if (IMF_FIXDATE.test(text) || RFC850_DATE.test(text)) return Date.parse(text);
+  // asctime carries no zone but is GMT; Date.parse would read it as local time.
+  if (ASCTIME_DATE.test(text)) return Date.parse(`${text} GMT`);
+  return Number.NaN;
+}
+
+/**
+ * Parses Retry-After: delta-seconds or an HTTP-date, as milliseconds from `now`. A date in the past
+ * is 0; anything longer than an hour is an hour; undefined when absent or not one of those forms
+ * (a lenient date parser would read garbage such as "1 2" as a past date, i.e. "retry now").
+ */
 export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
-  const raw = Array.isArray(value) ? value[0] : value;
+  const raw = (Array.isArray(value) ? value[0] : value)?.trim();
   if (!raw) return undefined;
-  const trimmed = raw.trim();
   let ms: number;
-  if (/^\d+(\.\d+)?$/.test(trimmed)) ms = Number(trimmed) * 1000;
+  if (/^\d+(\.\d+)?$/.test(raw)) ms = Number(raw) * 1000;
   else {
-    const at = Date.parse(trimmed);
+    const at = parseHttpDate(raw);
     if (Number.isNaN(at)) return undefined;
     ms = at - now;
   }
@@ -23,7 +41,22 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
 export interface HttpResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
+  /** At most MAX_RESPONSE_BYTES of the body, as UTF-8. */
   body: string;
+}
+
+/** An answer with its body as bytes, for callers that read binary or larger bodies. */
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+export interface HttpRequest {
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH';
+  headers?: Record<string, string>;
+  body?: string | Uint8Array | FormData;
+  signal: AbortSignal;
 }
 
 /** A keep-alive connection pool per provider, so sends reuse connections. */
@@ -38,41 +71,59 @@ export function makeAgent(timeoutMs: number): Agent {
 }
 
 /**
- * Sends one HTTP request. Network errors and timeouts come back as a retry outcome, never a throw,
- * because a provider that cannot be reached is a transient condition.
+ * One HTTP exchange through `dispatcher`, reading at most `maxBytes + 1` bytes of the answer so a
+ * caller can tell an over-long body; redirects are not followed unless the dispatcher does. Network
+ * errors and timeouts come back as a retry outcome, never a throw, because a provider that cannot be
+ * reached is a transient condition.
  */
-export async function sendHttp(
-  agent: Agent,
+export async function exchange(
+  dispatcher: Dispatcher,
   url: string,
-  init: { method?: 'POST' | 'GET' | 'PUT'; headers: Record<string, string>; body?: string; signal: AbortSignal },
-): Promise<HttpResponse | Outcome> {
+  init: HttpRequest,
+  maxBytes = MAX_RESPONSE_BYTES,
+): Promise<RawResponse | Extract<Outcome, { kind: 'retry' }>> {
   try {
     const res = await request(url, {
       method: init.method ?? 'POST',
       headers: init.headers,
       body: init.body,
       signal: init.signal,
-      dispatcher: agent,
+      dispatcher,
     });
-    const body = await res.body.text();
-    return { status: res.statusCode, headers: res.headers, body };
+    const chunks: Buffer[] = [];
+    let size = 0;
+    // Leaving the loop early destroys the stream, which drops that connection instead of draining it.
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > maxBytes) break;
+    }
+    return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).subarray(0, maxBytes + 1) };
   } catch (error) {
     return { kind: 'retry', error: describeNetworkError(error) };
   }
 }
 
-export function isOutcome(value: HttpResponse | Outcome): value is Outcome {
+/** One request whose answer is text (at most MAX_RESPONSE_BYTES of it), as most providers give. */
+export async function sendHttp(agent: Dispatcher, url: string, init: HttpRequest): Promise<HttpResponse | Outcome> {
+  const res = await exchange(agent, url, init);
+  if ('kind' in res) return res;
+  return { ...res, body: res.body.subarray(0, MAX_RESPONSE_BYTES).toString('utf8') };
+}
+
+export function isOutcome<T extends object>(value: T | Outcome): value is Outcome {
   return 'kind' in value;
 }
 
-function describeNetworkError(error: unknown): string {
+export function describeNetworkError(error: unknown): string {
   if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
     return 'timeout waiting for the provider';
   }
-  if (error instanceof Error && error.name === 'AbortError') return 'send timed out';
-  const code = (error as { code?: string }).code;
+  // The dispatcher's send timeout aborts with a DOMException named TimeoutError (code 23, not an errno).
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) return 'send timed out';
+  const code = (error as { code?: unknown }).code;
   const message = error instanceof Error ? error.message : String(error);
-  return code ? `${code}: ${message}` : message;
+  return typeof code === 'string' ? `${code}: ${message}` : message;
 }
 
 /** The provider's answer, kept short, for the attempts log. */

@@ -4,12 +4,22 @@ import { ConfigError } from './channel.js';
 import { Fields } from './fields.js';
 import { isOutcome, makeAgent, parseRetryAfter, responseDetails, sendHttp, type HttpResponse } from './http.js';
 
+// Standard Webhooks suggests a 15–30 s timeout; the dispatcher's sendTimeout (30 s) bounds it too.
 const DEFAULT_TIMEOUT_MS = 15_000;
+// The spec's key length, in bytes, of the secret behind `whsec_`.
+const MIN_KEY_BYTES = 24;
+const MAX_KEY_BYTES = 64;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-/** Decodes a `whsec_<base64>` secret into its key bytes. */
+/** Decodes a `whsec_<base64>` secret into its key bytes; the error never quotes the secret. */
 export function decodeWebhookSecret(secret: string): Buffer {
-  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
-  if (!secret.startsWith('whsec_') || key.length < 16) throw new Error('must be whsec_ followed by base64 key bytes');
+  const encoded = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : undefined;
+  // Buffer.from(…, 'base64') skips characters it does not know, so check the alphabet first.
+  if (encoded === undefined || !BASE64.test(encoded)) throw new Error('must be whsec_ followed by base64 key bytes');
+  const key = Buffer.from(encoded, 'base64');
+  if (key.length < MIN_KEY_BYTES || key.length > MAX_KEY_BYTES) {
+    throw new Error(`must hold ${MIN_KEY_BYTES} to ${MAX_KEY_BYTES} key bytes`);
+  }
   return key;
 }
 
@@ -19,8 +29,9 @@ export function signWebhook(key: Buffer, id: string, timestamp: number, body: st
 }
 
 /**
- * Standard Webhooks answers: 2xx sent; 410 Gone means the endpoint is gone (dead address); 408, 429
- * and 5xx are transient; any other answer will not change on a retry.
+ * What an endpoint's answer means: 2xx sent; 410 Gone is the endpoint saying it is gone for good
+ * (dead address); 408, 429 and 5xx are transient, after its Retry-After when it gave one. Any other
+ * answer (other 4xx, or a 3xx, since redirects are not followed) will be the same on a retry.
  */
 export function classifyWebhookResponse(res: HttpResponse): Outcome {
   const details = responseDetails(res);
@@ -30,6 +41,7 @@ export function classifyWebhookResponse(res: HttpResponse): Outcome {
   if (res.status === 408 || res.status === 429 || res.status >= 500) {
     return { kind: 'retry', error, retryAfterMs: parseRetryAfter(res.headers['retry-after']), details };
   }
+  if (res.status >= 300 && res.status < 400) return { kind: 'failed', error: `${error}: redirects are not followed`, details };
   return { kind: 'failed', error, details };
 }
 
@@ -62,7 +74,7 @@ export const webhookModule: ChannelModule = {
       validateTarget: validateUrl,
       async send({ delivery, content, signal }: SendRequest): Promise<Outcome> {
         const body = JSON.stringify({
-          id: delivery.id,
+          deliveryId: delivery.id,
           notificationId: delivery.notificationId,
           channel: delivery.channel,
           recipient: delivery.recipient,
@@ -70,7 +82,7 @@ export const webhookModule: ChannelModule = {
           body: content.body,
           params: content.params,
         });
-        // Stable across retries, so receivers can drop a repeat.
+        // Stable across retries, so receivers can drop a repeat; the timestamp is this attempt's.
         const id = `msg_${delivery.id}`;
         const timestamp = Math.floor(Date.now() / 1000);
         const res = await sendHttp(agent, delivery.recipient.value, {

@@ -15,20 +15,38 @@ Commands:
   migrate    apply database migrations and exit
 
 Options:
-  -c, --config <file>   configuration file (YAML); environment overrides apply on top
-  --role <role>         all (default), api (HTTP only) or worker (dispatcher only)
+  -c, --config <file>   configuration file (YAML; every key is in config.example.yaml)
+  --role <role>         all (default), api (HTTP only) or worker (dispatcher only);
+                        also HERALD_ROLE
   -h, --help            show this help
+
+Environment variables override the file: SECTION_KEY=value for the server, database,
+dispatcher, auth, defaults and logging sections, e.g. DATABASE_URL, DISPATCHER_BATCH_SIZE.
+With no file and no DATABASE_URL, Herald keeps its data in ./data.
 `;
 
+/** The parsed command line, or undefined after saying why it is not one. */
+function readArgs() {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        role: { type: 'string', default: process.env.HERALD_ROLE ?? 'all' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    // parseArgs refuses unknown options and missing values with a one-line message.
+    process.stderr.write(`herald: ${(error as Error).message}\n\n${USAGE}`);
+    return undefined;
+  }
+}
+
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      role: { type: 'string', default: process.env.HERALD_ROLE ?? 'all' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const args = readArgs();
+  if (!args) return 2;
+  const { values, positionals } = args;
   const command = positionals[0];
   if (values.help || !command) {
     process.stdout.write(USAGE);

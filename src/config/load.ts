@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../channels/channel.js';
-import type { ChannelConfig, ProviderConfig } from '../channels/registry.js';
+import { PROVIDER_TYPES, type ChannelConfig, type ProviderConfig } from '../channels/registry.js';
 import { parseDuration } from './duration.js';
-import { configSchema, ENV_SECTIONS } from './schema.js';
+import { configSchema, DURATION_HINT, ENV_SECTIONS } from './schema.js';
 
 export interface Config {
   server: {
@@ -45,6 +45,10 @@ export const DEFAULTS = {
   idleTimeout: '60s',
   bodyLimitBytes: 1024 * 1024,
   dataDir: './data',
+  dbHost: 'localhost',
+  dbPort: 5432,
+  dbUser: 'postgres',
+  dbName: 'herald',
   maxOpenConns: 25,
   dispatcherInterval: '1s',
   batchSize: 100,
@@ -60,13 +64,20 @@ export const DEFAULTS = {
 const BUILTIN_CHANNELS: Record<string, ChannelConfig> = { inapp: { enabled: true, provider: 'inapp' } };
 const BUILTIN_PROVIDERS: Record<string, ProviderConfig> = { inapp: { type: 'inapp' } };
 
-const ajv = new Ajv({ allErrors: false, strict: false });
+// verbose: errors carry their schema, whose description explains a failed anyOf.
+const ajv = new Ajv({ allErrors: false, strict: false, verbose: true });
 const validate = ajv.compile(configSchema);
 
 type Raw = Record<string, Record<string, unknown> | undefined>;
 
-function describe(error: ErrorObject): ConfigError {
+const DURATION_PROBLEM = `must be ${DURATION_HINT}`;
+
+function describe(errors: ErrorObject[]): ConfigError {
+  // A failed anyOf reports each branch's complaint first, then itself; its description says it best.
+  const error = errors.find((e) => e.keyword === 'anyOf') ?? errors[0]!;
   const path = error.instancePath.replace(/^\//, '').replaceAll('/', '.');
+  const expected = (error.parentSchema as { description?: string } | undefined)?.description;
+  if (error.keyword === 'anyOf' && expected) return new ConfigError(path, `must be ${expected}`);
   if (error.keyword === 'additionalProperties') {
     const extra = (error.params as { additionalProperty: string }).additionalProperty;
     return new ConfigError(path ? `${path}.${extra}` : extra, 'unknown key');
@@ -108,8 +119,12 @@ function coerce(value: string, type: string | undefined, name: string): unknown 
     case 'boolean':
       if (value !== 'true' && value !== 'false') throw new ConfigError(name, 'must be true or false');
       return value === 'true';
-    case 'array':
-      return value.split(',').map((v) => Number(v.trim()));
+    case 'array': {
+      // The schema accepts NaN as a number, so a bad item must be caught here.
+      const items = value.split(',').map((v) => (v.trim() === '' ? Number.NaN : Number(v)));
+      if (!items.every(Number.isFinite)) throw new ConfigError(name, 'must be numbers separated by commas');
+      return items;
+    }
     default:
       return value;
   }
@@ -117,7 +132,7 @@ function coerce(value: string, type: string | undefined, name: string): unknown 
 
 function duration(value: unknown, fallback: string, key: string): number {
   const ms = parseDuration((value as string | number | undefined) ?? fallback);
-  if (ms === undefined) throw new ConfigError(key, 'must be a duration such as 250ms, 10s, 5m or 1h');
+  if (ms === undefined) throw new ConfigError(key, DURATION_PROBLEM);
   return ms;
 }
 
@@ -128,15 +143,22 @@ function parseAddress(address: string): { host: string; port: number } {
   return { host, port: Number(match[2]) };
 }
 
+const SERVER_KEYS = ['host', 'port', 'user', 'password', 'dbname', 'sslMode'] as const;
+
+/**
+ * `url` when given, else a URL built from host, port, user, password, dbname and sslMode (any one
+ * of them means a server is wanted). None of them set means the embedded store.
+ */
 function databaseUrl(db: Record<string, unknown>): string | undefined {
   if (typeof db.url === 'string' && db.url !== '') return db.url;
-  if (typeof db.host !== 'string' || db.host === '') return undefined;
+  if (!SERVER_KEYS.some((key) => db[key] !== undefined && db[key] !== '')) return undefined;
   const url = new URL('postgres://localhost');
-  url.hostname = db.host;
-  url.port = String(db.port ?? 5432);
-  url.username = String(db.user ?? 'postgres');
-  if (db.password) url.password = String(db.password);
-  url.pathname = `/${String(db.dbname ?? 'herald')}`;
+  url.hostname = String(db.host || DEFAULTS.dbHost);
+  url.port = String(db.port ?? DEFAULTS.dbPort);
+  // The URL setters leave '%' as it is, so a password such as "50%off" would be read back wrong.
+  url.username = encodeURIComponent(String(db.user || DEFAULTS.dbUser));
+  if (db.password) url.password = encodeURIComponent(String(db.password));
+  url.pathname = `/${encodeURIComponent(String(db.dbname || DEFAULTS.dbName))}`;
   if (db.sslMode && db.sslMode !== 'disable') url.searchParams.set('sslmode', String(db.sslMode));
   return url.toString();
 }
@@ -158,7 +180,7 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
     }
   }
   applyEnv(raw, opts.env ?? process.env);
-  if (!validate(raw)) throw describe(validate.errors![0]!);
+  if (!validate(raw)) throw describe(validate.errors!);
 
   const server = raw.server ?? {};
   const database = raw.database ?? {};
@@ -199,7 +221,17 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
     providers: { ...BUILTIN_PROVIDERS, ...(raw.providers as Record<string, ProviderConfig> | undefined) },
   };
   for (const [name, channel] of Object.entries(config.channels)) {
+    for (const provider of typeof channel.provider === 'string' ? [channel.provider] : channel.provider) {
+      if (!(provider in config.providers)) {
+        throw new ConfigError(`channels.${name}.provider`, `no provider named "${provider}" under providers`);
+      }
+    }
     (config.channels as Record<string, ChannelConfig>)[name] = { enabled: channel.enabled ?? true, provider: channel.provider };
+  }
+  for (const [name, provider] of Object.entries(config.providers)) {
+    if (!PROVIDER_TYPES.includes(provider.type)) {
+      throw new ConfigError(`providers.${name}.type`, `unknown provider type "${provider.type}" (known: ${PROVIDER_TYPES.join(', ')})`);
+    }
   }
   if (config.dispatcher.leaseTimeoutMs <= config.dispatcher.sendTimeoutMs) {
     throw new ConfigError('dispatcher.leaseTimeout', 'must be longer than dispatcher.sendTimeout');

@@ -1,9 +1,15 @@
 /**
  * The configuration file's layout (server, database, dispatcher, auth, defaults, logging, channels,
  * providers) as one JSON Schema. Unknown keys in a known section are refused, so a typo is named
- * rather than ignored. Provider fields are checked by each channel module.
+ * rather than ignored. Provider fields are checked by each channel module. Where a value may take
+ * several shapes (anyOf), `description` says what is expected; it becomes the error message.
  */
-const duration = { anyOf: [{ type: 'string' }, { type: 'number', minimum: 0 }] };
+export const DURATION_HINT = 'a duration such as 250ms, 10s, 5m or 1h';
+
+const duration = {
+  description: DURATION_HINT,
+  anyOf: [{ type: 'string' }, { type: 'number', minimum: 0 }],
+};
 
 export const configSchema = {
   type: 'object',
@@ -73,7 +79,13 @@ export const configSchema = {
         type: 'object',
         additionalProperties: false,
         required: ['provider'],
-        properties: { enabled: { type: 'boolean' }, provider: { type: 'string' } },
+        properties: {
+          enabled: { type: 'boolean' },
+          provider: {
+            description: 'a provider name, or a list of them in priority order',
+            anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1 }],
+          },
+        },
       },
     },
     providers: {

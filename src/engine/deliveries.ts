@@ -3,7 +3,9 @@ import type { Db } from '../store/db.js';
 import { DELIVERY_NOTIFY_CHANNEL } from './accept.js';
 
 /** Delivery states, mirrored by the CHECK constraint on deliveries.status. */
-export const DELIVERY_STATES = Object.freeze(['pending', 'processing', 'retry', 'waiting', 'sent', 'failed', 'dead'] as const);
+export const DELIVERY_STATES = Object.freeze(
+  ['pending', 'processing', 'retry', 'waiting', 'held', 'sent', 'failed', 'dead', 'skipped'] as const,
+);
 export type DeliveryState = (typeof DELIVERY_STATES)[number];
 
 export interface DeliveryView {
@@ -71,8 +73,9 @@ function toDelivery(r: DeliveryRow): DeliveryView {
 
 /** A notification's overall state, derived from its deliveries. */
 function summarize(deliveries: DeliveryView[]): string {
-  const states = new Set(deliveries.map((d) => d.status));
-  if (states.has('pending') || states.has('retry') || states.has('waiting') || states.has('processing')) {
+  // A skipped fallback step is neither a success nor a failure of the notification.
+  const states = new Set<DeliveryState>(deliveries.map((d) => d.status).filter((s) => s !== 'skipped'));
+  if ((['pending', 'retry', 'waiting', 'held', 'processing'] as const).some((s) => states.has(s))) {
     return deliveries.some((d) => d.attempts > 0) ? 'processing' : 'accepted';
   }
   if (states.size === 1 && states.has('sent')) return 'sent';

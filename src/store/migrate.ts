@@ -32,10 +32,14 @@ export async function migrate(db: Db): Promise<number[]> {
   });
 }
 
-/** Splits a migration into statements (prepared statements take one each). No `;` inside literals. */
+/**
+ * Splits a migration into statements (a parameterised query takes one at a time): comments are
+ * dropped first, then it splits at each `;` that ends a line. Migrations keep `;` out of literals.
+ */
 function splitStatements(sql: string): string[] {
   return sql
+    .replace(/--.*$/gm, '')
     .split(/;\s*$/m)
-    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
+    .map((s) => s.trim())
     .filter((s) => s.length > 0);
 }

@@ -59,30 +59,39 @@ export async function startTestHerald(
     dir,
     configFile,
     writeConfig,
-    async call(method, path, body, app = APP) {
-      const res = await fetch(`${url}${path}`, {
-        method,
-        headers: {
-          'x-app-id': app.appId,
-          'x-app-secret': app.appSecret,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = text ? JSON.parse(text) : undefined;
-      } catch {
-        // not JSON: keep the text
-      }
-      return { status: res.status, body: parsed, headers: res.headers };
-    },
+    call: (method, path, body, app) => callApi(url, method, path, body, app),
     async close() {
       await herald.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Calls Herald's API at `url` as `app` (the test app by default); the body is parsed when it is JSON. */
+export async function callApi(
+  url: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  app: { appId: string; appSecret: string } = APP,
+): Promise<ApiReply> {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: {
+      'x-app-id': app.appId,
+      'x-app-secret': app.appSecret,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */

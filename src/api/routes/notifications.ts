@@ -21,13 +21,18 @@ const sendSchema = {
           },
         },
       },
+      fallback: { type: 'array', minItems: 2, uniqueItems: true, items: { type: 'string', minLength: 1 } },
       recipients: {
         type: 'array',
         maxItems: 10_000,
         items: {
           type: 'object',
           required: ['type', 'value'],
-          properties: { type: { type: 'string', minLength: 1 }, value: { type: 'string', minLength: 1 } },
+          properties: {
+            type: { type: 'string', minLength: 1 },
+            value: { type: 'string', minLength: 1 },
+            person: { type: 'string', minLength: 1 },
+          },
         },
       },
     },

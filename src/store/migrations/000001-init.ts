@@ -20,8 +20,10 @@ create table deliveries (
   channel text not null,
   recipient_type text not null,
   recipient_value text not null,
+  -- held: a later step of a fallback chain, released when the earlier step fails for this person,
+  -- skipped: a held step no longer needed because an earlier one was sent.
   status text not null default 'pending'
-    check (status in ('pending', 'processing', 'retry', 'waiting', 'sent', 'failed', 'dead')),
+    check (status in ('pending', 'processing', 'retry', 'waiting', 'held', 'sent', 'failed', 'dead', 'skipped')),
   attempts integer not null default 0,
   -- attempts already made when the delivery was last re-queued by hand; maxRetry counts from here
   requeued_at_attempt integer not null default 0,
@@ -30,6 +32,9 @@ create table deliveries (
   locked_until timestamptz,
   last_error text,
   provider text,
+  -- fallback chains: whose addresses these are, and the step of the chain this delivery is
+  person text,
+  fallback_step integer,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   sent_at timestamptz
@@ -81,4 +86,11 @@ create table inbox_messages (
 );
 create index inbox_messages_user on inbox_messages (app_id, user_id, id desc);
 create index inbox_messages_unseen on inbox_messages (app_id, user_id) where seen_at is null;
+
+-- Provider send-rate token buckets shared by every replica (see dispatcher/rate-limit.ts).
+create table rate_buckets (
+  key text primary key,
+  tokens double precision not null,
+  refilled_at timestamptz not null
+);
 `;
