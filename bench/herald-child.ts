@@ -5,24 +5,21 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { Role } from '../src/service.js';
 import { ask, once } from './ipc.js';
+import type { DatabaseConfig } from './stores.js';
 
 export const BENCH_APP = { appId: 'bench', appSecret: 'bench-secret-0123456789abcdef' };
 const WEBHOOK_SECRET = `whsec_${Buffer.from('herald-bench-webhook-signing-key').toString('base64')}`;
 
 export interface HeraldProcess {
   child: ChildProcess;
+  /** The API's base URL; empty for a worker. */
   url: string;
-  startedAt: number;
-  readyAt: number;
-}
-
-export interface HeraldUsage {
-  maxRssKb: number;
-  cpuMs: number;
+  /** CPU milliseconds it took to come up (PGlite's initdb takes seconds). */
+  readyCpuMs: number;
 }
 
 /** Writes the config and credentials files a benchmark Herald runs with, into `dir`. */
-export function writeHeraldConfig(dir: string, database: { url: string } | { dataDir: string }): string {
+export function writeHeraldConfig(dir: string, database: DatabaseConfig): string {
   const credentials = join(dir, 'apps.yaml');
   writeFileSync(credentials, stringify({ apps: [BENCH_APP] }));
   const file = join(dir, 'config.yaml');
@@ -47,14 +44,14 @@ export function writeHeraldConfig(dir: string, database: { url: string } | { dat
 export async function startHeraldProcess(configFile: string, role: Role): Promise<HeraldProcess> {
   const execArgv = (process.env.BENCH_HERALD_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
   const child = fork(new URL('./herald-process.js', import.meta.url), [configFile, role], { execArgv, stdio: 'inherit' });
-  const ready = await once<{ url?: string; startedAt: number; readyAt: number }>(child, 'ready');
-  return { child, url: ready.url ?? '', startedAt: ready.startedAt, readyAt: ready.readyAt };
+  const ready = await once<{ url?: string; cpuMs: number }>(child, 'ready');
+  return { child, url: ready.url ?? '', readyCpuMs: ready.cpuMs };
 }
 
-/** Closes Herald gracefully and returns its peak resident memory and CPU time since it was up. */
-export async function stopHeraldProcess(p: HeraldProcess): Promise<HeraldUsage> {
+/** Closes Herald gracefully and returns its peak resident memory in MB. */
+export async function stopHeraldProcess(p: HeraldProcess): Promise<number> {
   const exited = new Promise((resolve) => p.child.once('exit', resolve));
-  const usage = await ask<HeraldUsage>(p.child, 'stop');
+  const { maxRssKb } = await ask<{ maxRssKb: number }>(p.child, 'stop');
   await exited;
-  return { maxRssKb: usage.maxRssKb, cpuMs: usage.cpuMs };
+  return maxRssKb / 1024;
 }

@@ -43,7 +43,8 @@ export async function runPgBoss(url: string, jobs: number, settings: PgBossSetti
 
     const workStart = now();
     for (let w = 0; w < settings.workers; w++) {
-      await boss.work(QUEUE, { batchSize: settings.batchSize, pollingIntervalSeconds: settings.pollingIntervalSeconds }, async () => undefined);
+      const { batchSize, pollingIntervalSeconds } = settings;
+      await boss.work(QUEUE, { batchSize, pollingIntervalSeconds }, async () => undefined);
     }
     // work() completes a batch without waiting for the write, so count completions in the table.
     const deadline = workStart + 300_000;

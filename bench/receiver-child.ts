@@ -35,6 +35,10 @@ export class Receiver {
     return ask(this.child, 'count');
   }
 
+  async cpuMs(): Promise<number> {
+    return (await ask<{ cpuMs: number }>(this.child, 'cpu')).cpuMs;
+  }
+
   arrivals(): Promise<Arrivals> {
     return ask(this.child, 'arrivals');
   }

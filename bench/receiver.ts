@@ -36,6 +36,10 @@ answer((message) => {
   switch (message.type) {
     case 'count':
       return { unique: firstArrival.size, requests };
+    case 'cpu': {
+      const cpu = process.cpuUsage();
+      return { cpuMs: (cpu.user + cpu.system) / 1000 };
+    }
     case 'arrivals':
       return { seqs, times };
     case 'reset':

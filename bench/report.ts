@@ -1,5 +1,5 @@
 /** The benchmark's closing table. */
-import type { DrainResult, LatencyResult, MaxRateResult, Usage } from './phases.js';
+import type { DrainResult, LatencyResult, MaxRateResult } from './phases.js';
 import type { PgBossResult } from './pgboss.js';
 
 export interface BackendResult {
@@ -39,8 +39,8 @@ interface Row {
 }
 
 function peakRssMb(r: BackendResult): number | undefined {
-  const all: Usage[] = [r.maxRate?.usage, r.drain?.api, r.drain?.worker, r.latency?.usage].filter((u) => u !== undefined);
-  return all.length ? Math.max(...all.map((u) => u.maxRssKb / 1024)) : undefined;
+  const all = [r.maxRate?.rssMb, r.drain?.apiRssMb, r.drain?.rssMb, r.latency?.rssMb].filter((v) => v !== undefined);
+  return all.length ? Math.max(...all) : undefined;
 }
 
 function ratio(a: number | undefined, b: number | undefined): number | undefined {
@@ -57,11 +57,22 @@ const ROWS: Row[] = [
   { label: 'POST->webhook p99 at fixed rate (ms)', target: '<= 50', value: (r) => r.latency?.p99, digits: 1, ok: (v) => v <= 50 },
   { label: 'POST->webhook max at fixed rate (ms)', target: '', value: (r) => r.latency?.max, digits: 1 },
   { label: 'peak RSS of a Herald process (MB)', target: '<= 200', value: peakRssMb, ok: (v) => v <= 200 },
-  { label: 'Herald CPU at max rate (cores)', target: '', value: (r) => r.maxRate?.usage.cores, digits: 2 },
-  { label: 'Herald CPU per notification, role all (us)', target: '', value: (r) => r.maxRate?.usage.cpuUsEach },
+  { label: 'CPU us per notification at max rate: Herald', target: '', value: (r) => r.maxRate?.cpu.herald },
+  { label: '  PostgreSQL server', target: '', value: (r) => r.maxRate?.cpu.postgres },
+  { label: '  load generator + receiver', target: '', value: (r) => r.maxRate && r.maxRate.cpu.generator + r.maxRate.cpu.receiver },
   { label: 'pg-boss 10 no-op jobs completed/s', target: '', value: (r) => r.pgBoss?.completedPerSecond },
-  { label: 'Herald drain sent/s / pg-boss', target: '', value: (r) => ratio(r.drain?.drainPerSecond, r.pgBoss?.completedPerSecond), digits: 2 },
-  { label: 'Herald end-to-end sent/s / pg-boss', target: '', value: (r) => ratio(r.maxRate?.sentPerSecond, r.pgBoss?.completedPerSecond), digits: 2 },
+  {
+    label: 'Herald drain sent/s / pg-boss',
+    target: '',
+    value: (r) => ratio(r.drain?.drainPerSecond, r.pgBoss?.completedPerSecond),
+    digits: 2,
+  },
+  {
+    label: 'Herald end-to-end sent/s / pg-boss',
+    target: '',
+    value: (r) => ratio(r.maxRate?.sentPerSecond, r.pgBoss?.completedPerSecond),
+    digits: 2,
+  },
   { label: 'load average (1 min) at max-rate start', target: '', value: (r) => r.maxRate?.load, digits: 2 },
 ];
 

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { processCpuMs } from './cpu.js';
 
 export type DatabaseConfig = { url: string } | { dataDir: string };
 
@@ -11,6 +12,8 @@ export interface BenchStore {
   readonly name: 'postgres' | 'pglite';
   /** Config for an empty Herald database. */
   fresh(): Promise<DatabaseConfig>;
+  /** CPU milliseconds so far of each server process serving the database (none for PGlite). */
+  serverCpuMs(): Promise<Map<number, number>>;
   close(): Promise<void>;
 }
 
@@ -48,6 +51,17 @@ export async function postgresStore(): Promise<BenchStore & { url: string; serve
       if (exists) await client.query('truncate notifications, deliveries, delivery_attempts, inbox_messages');
       return { url };
     },
+    async serverCpuMs() {
+      const { rows } = await client.query<{ pid: number }>(
+        'select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+      );
+      const cpu = new Map<number, number>();
+      for (const { pid } of rows) {
+        const ms = processCpuMs(pid);
+        if (ms !== undefined) cpu.set(pid, ms);
+      }
+      return cpu;
+    },
     async close() {
       await client.end();
       if (!name) return;
@@ -67,6 +81,9 @@ export function pgliteStore(): BenchStore {
     name: 'pglite',
     async fresh() {
       return { dataDir: join(root, `phase-${++n}`) };
+    },
+    async serverCpuMs() {
+      return new Map();
     },
     async close() {
       rmSync(root, { recursive: true, force: true });

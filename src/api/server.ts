@@ -8,7 +8,7 @@ import type { TemplateStore } from '../engine/templates.js';
 import type { InboxLive } from '../inbox/live.js';
 import type { InboxStore } from '../inbox/store.js';
 import type { Metrics } from '../metrics.js';
-import type { Db } from '../store/db.js';
+import { DatabaseUnavailable, type Db } from '../store/db.js';
 import { authenticate } from './auth.js';
 import { HeraldError } from './errors.js';
 import { deliveryRoutes } from './routes/deliveries.js';
@@ -79,6 +79,9 @@ export function buildApi(config: Config, deps: ApiDeps, log: Logger): FastifyIns
       return reply.status(error.statusCode).send({ error: 'validation_failed', message: error.message });
     }
     request.log.error({ err: error, url: request.url }, 'request failed');
+    if (error instanceof DatabaseUnavailable) {
+      return reply.status(503).send({ error: 'unavailable', message: 'the database is unavailable; try again' });
+    }
     return reply.status(500).send({ error: 'internal', message: 'internal error' });
   });
   app.setNotFoundHandler((request, reply) =>

@@ -123,7 +123,7 @@ export class TemplateStore {
   }
 }
 
-/** Looks up many (app, name) pairs in one statement; used by the accept batch inside its transaction. */
+/** Looks up many (app, name) pairs in one statement; used by the accept batch before it writes. */
 export async function findTemplates(
   tx: Queryable,
   keys: readonly { appId: string; name: string }[],

@@ -2,9 +2,9 @@
  * The one database interface every component uses. Two implementations: PGlite (embedded, in
  * process) and node-postgres (a real server). Both run the same SQL.
  *
- * Statements are sent unnamed, so PostgreSQL plans each with its real parameters: a named claim
- * statement first planned on an empty queue keeps a generic plan that sorts every pending row
- * (61 ms per claim instead of 0.5 ms, measured on this kind of machine).
+ * On PostgreSQL, statements with parameters are prepared once per connection (postgres.ts); the
+ * queue's claim and flush plan with sorts and sequential scans off (dispatcher.ts), so no plan made
+ * on stale statistics can sort or scan the whole queue.
  */
 export interface Queryable {
   query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
@@ -16,6 +16,17 @@ export interface Db extends Queryable {
   /** Calls `onPayload` for each NOTIFY on `channel` until the returned function is called. */
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
+}
+
+/**
+ * The database cannot be reached (refused, lost or shutting down): what was asked changed nothing
+ * and may be asked again. The API answers it with 503.
+ */
+export class DatabaseUnavailable extends Error {
+  constructor(cause: unknown) {
+    super(`database unavailable: ${(cause as Error).message ?? String(cause)}`, { cause });
+    this.name = 'DatabaseUnavailable';
+  }
 }
 
 export interface DatabaseOptions {
