@@ -1,5 +1,5 @@
 import type { DeliveryOutcome } from '../metrics.js';
-import type { Queryable } from '../store/db.js';
+import type { Db, Queryable } from '../store/db.js';
 
 export interface Completion {
   id: string;
@@ -18,23 +18,36 @@ export interface Completion {
 }
 
 /**
- * Records a batch of outcomes in three or four statements whatever its size: the delivery rows,
- * their attempts, and the fallback chains they move (the next step released when a step failed
- * for a person, the later steps skipped when one was sent). Rows whose lease this worker lost are
- * left to their new owner; their attempts are still logged, since they happened.
+ * Records a batch of outcomes in one statement whatever its size: the delivery rows and their
+ * attempts (rows whose lease this worker lost are left to their new owner; their attempts are still
+ * logged, since they happened). A batch holding steps of fallback chains also moves the chains in
+ * the same transaction: the next step released when a step failed for a person, the later steps
+ * skipped when one was sent.
  */
-export async function recordCompletions(tx: Queryable, workerId: string, batch: readonly Completion[]): Promise<void> {
-  await tx.query(
-    `update deliveries d
-     set status = u.status,
-         run_at = case when u.delay_ms is null then d.run_at else now() + u.delay_ms * interval '1 millisecond' end,
-         last_error = u.error, provider = u.provider,
-         -- waiting is no failure: the retry budget starts again after it
-         requeued_at_attempt = case when u.status = 'waiting' then d.attempts else d.requeued_at_attempt end,
-         sent_at = case when u.status = 'sent' then now() else d.sent_at end,
-         locked_by = null, locked_until = null, updated_at = now()
-     from unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[]) as u(id, status, delay_ms, error, provider)
-     where d.id = u.id and d.locked_by = $6`,
+export async function recordCompletions(db: Db, workerId: string, batch: readonly Completion[]): Promise<void> {
+  const chained = batch.filter((c) => c.fallbackStep !== null);
+  if (chained.length === 0) return void (await recordOutcomes(db, workerId, batch));
+  await db.transaction(async (tx) => {
+    await recordOutcomes(tx, workerId, batch);
+    await moveFallbackChains(tx, chained);
+  });
+}
+
+function recordOutcomes(q: Queryable, workerId: string, batch: readonly Completion[]): Promise<unknown> {
+  return q.query(
+    `with updated as (
+       update deliveries d
+       set status = u.status,
+           run_at = case when u.delay_ms is null then d.run_at else now() + u.delay_ms * interval '1 millisecond' end,
+           last_error = u.error, provider = u.provider,
+           -- waiting is no failure: the retry budget starts again after it
+           requeued_at_attempt = case when u.status = 'waiting' then d.attempts else d.requeued_at_attempt end,
+           sent_at = case when u.status = 'sent' then now() else d.sent_at end,
+           locked_by = null, locked_until = null, updated_at = now()
+       from unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[]) as u(id, status, delay_ms, error, provider)
+       where d.id = u.id and d.locked_by = $6)
+     insert into delivery_attempts (delivery_id, attempt, provider, outcome, error, details, started_at, duration_ms)
+     select * from unnest($1::uuid[], $7::int[], $5::text[], $8::text[], $4::text[], $9::jsonb[], $10::timestamptz[], $11::int[])`,
     [
       batch.map((c) => c.id),
       batch.map((c) => c.status),
@@ -42,23 +55,16 @@ export async function recordCompletions(tx: Queryable, workerId: string, batch: 
       batch.map((c) => c.error),
       batch.map((c) => c.provider),
       workerId,
-    ],
-  );
-  await tx.query(
-    `insert into delivery_attempts (delivery_id, attempt, provider, outcome, error, details, started_at, duration_ms)
-     select * from unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::int[])`,
-    [
-      batch.map((c) => c.id),
       batch.map((c) => c.attempt),
-      batch.map((c) => c.provider),
       batch.map((c) => c.outcome),
-      batch.map((c) => c.error),
       batch.map((c) => (c.details ? JSON.stringify(c.details) : null)),
       batch.map((c) => c.startedAt.toISOString()),
       batch.map((c) => c.durationMs),
     ],
   );
-  const chained = batch.filter((c) => c.fallbackStep !== null);
+}
+
+async function moveFallbackChains(tx: Queryable, chained: readonly Completion[]): Promise<void> {
   const sent = chained.filter((c) => c.status === 'sent').map((c) => c.id);
   const gaveUp = chained.filter((c) => c.status === 'failed' || c.status === 'dead').map((c) => c.id);
   if (sent.length > 0) {

@@ -32,15 +32,6 @@ export type DispatcherSettings = Pick<Config, 'dispatcher' | 'defaults'>;
 const MAX_FLUSH = 1_000;
 /** How long a waiting delivery sleeps before the next check when its channel names no time. */
 const DEFAULT_RECHECK_MS = 60_000;
-/**
- * The claim and the completion flush reach their rows through the partial and primary-key indexes.
- * Planned on statistics taken before the queue filled (autovacuum analyzes a minute later at best;
- * PGlite never does), PostgreSQL instead reads and sorts every due row for each claim and scans the
- * whole table for each flush: measured with 20,000 queued, 4-7 ms a claim instead of 1.4 ms, and
- * 2.8 ms a flush instead of 1.2 ms, growing with the queue. With sorts and sequential scans off for
- * their transaction, only the index plans remain.
- */
-const INDEX_PLANS_ONLY = "select set_config('enable_sort', 'off', true), set_config('enable_seqscan', 'off', true)";
 
 /**
  * Claims due deliveries in batches, sends each through its channel, and records the outcome.
@@ -141,28 +132,24 @@ export class Dispatcher {
   }
 
   private claim(limit: number, leaseMs: number): Promise<Claimed[]> {
-    return this.db.transaction(async (tx) => {
-      await tx.query(INDEX_PLANS_ONLY);
-      return tx.query<Claimed>(
-        `with due as (
-           select id from deliveries
-           where status in ('pending', 'retry', 'waiting') and run_at <= now()
-           order by run_at
-           limit $1
-           for update skip locked)
-         update deliveries d
-         set status = 'processing', locked_by = $2, locked_until = now() + $3 * interval '1 millisecond',
-             attempts = d.attempts + 1, updated_at = now()
-         from due, notifications n
-         where d.id = due.id and n.id = d.notification_id
-         returning d.id, d.notification_id, d.app_id, d.channel, d.recipient_type, d.recipient_value,
-                   d.attempts, d.requeued_at_attempt, d.created_at, d.fallback_step, d.provider as last_provider,
-                   n.channels -> d.channel as spec`,
-        [limit, this.workerId, leaseMs],
-      );
-    });
+    return this.db.query<Claimed>(
+      `with due as (
+         select id from deliveries
+         where status in ('pending', 'retry', 'waiting') and run_at <= now()
+         order by run_at
+         limit $1
+         for update skip locked)
+       update deliveries d
+       set status = 'processing', locked_by = $2, locked_until = now() + $3 * interval '1 millisecond',
+           attempts = d.attempts + 1, updated_at = now()
+       from due, notifications n
+       where d.id = due.id and n.id = d.notification_id
+       returning d.id, d.notification_id, d.app_id, d.channel, d.recipient_type, d.recipient_value,
+                 d.attempts, d.requeued_at_attempt, d.created_at, d.fallback_step, d.provider as last_provider,
+                 n.channels -> d.channel as spec`,
+      [limit, this.workerId, leaseMs],
+    );
   }
-
 
   /**
    * Returns claimed rows unsent, as if never claimed, to run again after their delay: rows over a
@@ -317,14 +304,11 @@ export class Dispatcher {
     })();
   }
 
-  /** Records a batch of outcomes in one transaction, trying again until the database takes it. */
+  /** Records a batch of outcomes, trying again until the database takes it. */
   private async complete(batch: Completion[]): Promise<void> {
     for (;;) {
       try {
-        await this.db.transaction(async (tx) => {
-          await tx.query(INDEX_PLANS_ONLY);
-          await recordCompletions(tx, this.workerId, batch);
-        });
+        await recordCompletions(this.db, this.workerId, batch);
         return;
       } catch (error) {
         // The sends happened; keep trying to record them rather than lose the outcome. If this

@@ -1,11 +1,18 @@
 /**
  * The one database interface every component uses. Two implementations: PGlite (embedded, in
- * process) and node-postgres (a real server). Both run the same SQL.
- *
- * On PostgreSQL, statements with parameters are prepared once per connection (postgres.ts); the
- * queue's claim and flush plan with sorts and sequential scans off (dispatcher.ts), so no plan made
- * on stale statistics can sort or scan the whole queue.
+ * process) and node-postgres (a real server). Both run the same SQL, on sessions started with
+ * SESSION_SETTINGS; on PostgreSQL, statements with parameters are prepared once per connection.
  */
+/**
+ * Every Herald statement has an index path. Planned on statistics taken before the queue filled
+ * (autovacuum analyzes a minute later at best; PGlite never does), PostgreSQL instead reads and
+ * sorts every due row for each claim and scans the whole table for each completion flush: measured
+ * with 20,000 queued on this kind of machine, 4-7 ms a claim instead of 1.4 ms and 2.8 ms a flush
+ * instead of 1.2 ms, growing with the queue. With sorts and sequential scans priced out for the
+ * whole session, only the index plans remain, at no extra round trip per statement.
+ */
+export const SESSION_SETTINGS = { enable_sort: 'off', enable_seqscan: 'off' } as const;
+
 export interface Queryable {
   query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
 }

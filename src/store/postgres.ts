@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { DatabaseUnavailable, type Db, type Queryable } from './db.js';
+import { DatabaseUnavailable, SESSION_SETTINGS, type Db, type Queryable } from './db.js';
 
 // int8 (counts, sums) as JS numbers, as the embedded store returns them.
 pg.types.setTypeParser(20, (value) => Number(value));
@@ -38,7 +38,8 @@ function connectionLost(error: unknown): boolean {
 
 /** A real PostgreSQL server through a node-postgres pool. */
 export async function openPostgres(url: string, maxConnections: number): Promise<Db> {
-  const pool = new pg.Pool({ connectionString: url, max: maxConnections, application_name: 'herald' });
+  const options = Object.entries(SESSION_SETTINGS).map(([name, value]) => `-c ${name}=${value}`).join(' ');
+  const pool = new pg.Pool({ connectionString: url, max: maxConnections, application_name: 'herald', options });
   pool.on('error', () => {
     // An idle client lost its connection; the pool replaces it on next use.
   });
