@@ -30,6 +30,8 @@ interface Claimed {
 export type DispatcherSettings = Pick<Config, 'dispatcher' | 'defaults'>;
 
 const MAX_FLUSH = 1_000;
+const RECORD_RETRY_MS = 1_000;
+const STOP_RECORD_TRIES = 5;
 /** How long a waiting delivery sleeps before the next check when its channel names no time. */
 const DEFAULT_RECHECK_MS = 60_000;
 
@@ -54,7 +56,6 @@ export class Dispatcher {
   private readonly content = new ContentCache();
   private lastReap = 0;
   private drained?: () => void;
-  private failedStopFlushes = 0;
   private readonly router: Router;
 
   constructor(
@@ -304,18 +305,20 @@ export class Dispatcher {
     })();
   }
 
-  /** Records a batch of outcomes, trying again until the database takes it. */
+  /**
+   * Records a batch of outcomes, trying again every second until the database takes it: the sends
+   * happened, and their outcome must not be lost. A process that is stopping gives up after
+   * STOP_RECORD_TRIES; the lease then returns those rows and they are sent again (at least once).
+   */
   private async complete(batch: Completion[]): Promise<void> {
-    for (;;) {
+    for (let tries = 1; ; tries++) {
       try {
         await recordCompletions(this.db, this.workerId, batch);
         return;
       } catch (error) {
-        // The sends happened; keep trying to record them rather than lose the outcome. If this
-        // process dies first, the lease returns the rows and they are sent again (at least once).
         this.log.error({ err: error, count: batch.length }, 'recording delivery outcomes failed; retrying');
-        await new Promise((r) => setTimeout(r, 1_000));
-        if (this.stopping && this.failedStopFlushes++ > 5) return;
+        if (this.stopping && tries >= STOP_RECORD_TRIES) return;
+        await new Promise((r) => setTimeout(r, RECORD_RETRY_MS));
       }
     }
   }
