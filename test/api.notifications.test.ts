@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { BACKENDS, createTestDb, type TestDb } from './helpers/db.js';
-import { OTHER_APP, startTestHerald, waitFor, type TestHerald } from './helpers/herald.js';
+import { createTemplates, OTHER_APP, startTestHerald, waitFor, type TestHerald } from './helpers/herald.js';
 
 for (const backend of BACKENDS) {
   describe(`notifications API (${backend})`, () => {
@@ -10,13 +10,14 @@ for (const backend of BACKENDS) {
     before(async () => {
       t = await createTestDb(backend);
       h = await startTestHerald(t.db);
-      const created = await h.call('POST', '/api/v1/templates', {
-        name: 'welcome',
-        channel: 'inapp',
-        subject: 'Hello {{ .name }}',
-        body: '{{ if .vip }}VIP {{ end }}Welcome {{ .name }}{{ range .items }} [{{ . }}]{{ end }}',
-      });
-      assert.equal(created.status, 201);
+      await createTemplates(h, [
+        {
+          name: 'welcome',
+          channel: 'inapp',
+          subject: 'Hello {{ .name }}',
+          body: '{{ if .vip }}VIP {{ end }}Welcome {{ .name }}{{ range .items }} [{{ . }}]{{ end }}',
+        },
+      ]);
     });
     after(async () => {
       await h.close();

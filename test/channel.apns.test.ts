@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { apnsModule, apnsSandboxModule } from '../src/channels/apns.js';
-import { ConfigError } from '../src/channels/channel.js';
 import { FakeApns } from './fakes/apns.js';
 import { BACKENDS, createTestDb, type TestDb } from './helpers/db.js';
-import { startTestHerald, waitFor, type TestHerald } from './helpers/herald.js';
+import { configErrorNaming } from './helpers/config-error.js';
+import { createTemplates, postNotification, settledDeliveries, startTestHerald, type TestHerald } from './helpers/herald.js';
 
 // Keys are made once per file: P-256 like Apple's .p8 keys.
 const p256 = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
@@ -23,16 +23,10 @@ const deviceToken = () => randomBytes(32).toString('hex');
 
 describe('apns provider configuration', () => {
   const base = { teamId: TEAM, keyId: KID.main, privateKey: KEY_A, topic: TOPIC };
-  const refuse = (fields: Record<string, unknown>, key: string) =>
-    assert.throws(
-      () => apnsModule.create('apple', { ...base, ...fields }, {} as never),
-      (error: unknown) => {
-        assert.ok(error instanceof ConfigError, String(error));
-        assert.equal(error.key, key);
-        for (const v of Object.values(fields)) if (typeof v === 'string' && v.length > 12) assert.ok(!error.message.includes(v));
-        return true;
-      },
-    );
+  const refuse = (fields: Record<string, unknown>, key: string) => {
+    const secrets = Object.values(fields).filter((v): v is string => typeof v === 'string' && v.length > 12);
+    assert.throws(() => apnsModule.create('apple', { ...base, ...fields }, {} as never), configErrorNaming(key, ...secrets));
+  };
 
   test('names the bad key and never echoes a private key', () => {
     refuse({ teamId: undefined }, 'providers.apple.teamId');
@@ -104,15 +98,12 @@ for (const backend of BACKENDS) {
           apple_wrong: { type: 'apns', keyId: KID.wrong, privateKey: KEY_UNKNOWN, ...common },
         },
       });
-      for (const channel of ['apns', 'apns_dev', 'apns_wrong']) {
-        const created = await h.call('POST', '/api/v1/templates', {
-          name: `build-${channel}`,
-          channel,
-          subject: 'Build {{ .build }}',
-          body: '{{ .failed }} tests failed',
-        });
-        assert.equal(created.status, 201);
-      }
+      await createTemplates(h, ['apns', 'apns_dev', 'apns_wrong'].map((channel) => ({
+        name: `build-${channel}`,
+        channel,
+        subject: 'Build {{ .build }}',
+        body: '{{ .failed }} tests failed',
+      })));
     });
     after(async () => {
       await h.close();
@@ -123,21 +114,12 @@ for (const backend of BACKENDS) {
 
     /** Sends the build template on `channel` to these device tokens; returns the notification id. */
     async function notify(tokens: string[], params: Record<string, unknown> = {}, channel = 'apns'): Promise<string> {
-      const res = await h.call('POST', '/api/v1/notifications', {
+      return postNotification(h, {
         channels: { [channel]: { template: `build-${channel}`, params: { build: 7, failed: 3, ...params } } },
         recipients: tokens.map((value) => ({ type: 'apns_token', value })),
       });
-      assert.equal(res.status, 200, JSON.stringify(res.body));
-      return res.body.notificationId;
     }
-
-    /** The notification's deliveries once every one of them has left the queue. */
-    function settled(id: string, timeoutMs?: number): Promise<any[]> {
-      return waitFor(async () => {
-        const items = (await h.call('GET', `/api/v1/notifications/${id}/deliveries`)).body.items as any[];
-        return items.every((d) => ['sent', 'failed', 'dead'].includes(d.status)) ? items : undefined;
-      }, timeoutMs);
-    }
+    const settled = (id: string) => settledDeliveries(h, id);
 
     const outcomes = (d: any) => d.attemptLog.map((a: { outcome: string }) => a.outcome);
 
@@ -194,7 +176,7 @@ for (const backend of BACKENDS) {
       fake.reply(bad, { status: 400, reason: 'BadDeviceToken' });
       fake.reply(other, { status: 400, reason: 'DeviceTokenNotForTopic' });
       const items = await settled(await notify([gone, bad, other]));
-      const by = (token: string) => items.find((d) => d.recipient.value === token);
+      const by = (token: string) => items.find((d) => d.recipient.value === token)!;
       for (const [token, reason, status] of [[gone, 'Unregistered', 410], [bad, 'BadDeviceToken', 400], [other, 'DeviceTokenNotForTopic', 400]] as const) {
         const d = by(token);
         assert.equal(d.status, 'dead');

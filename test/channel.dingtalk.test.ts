@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ConfigError, type ProviderDeps } from '../src/channels/channel.js';
+import type { ProviderDeps } from '../src/channels/channel.js';
 import { dingtalkModule, signDingTalk } from '../src/channels/dingtalk.js';
-import { createTemplates, json, notifyAndWait, type FakeAnswer } from './fakes/chat-webhooks.js';
+import { json, type FakeAnswer } from './fakes/chat-webhooks.js';
 import { dingTalkAnswer, startFakeDingTalk, type DingTalkFake } from './fakes/dingtalk.js';
 import { BACKENDS, createTestDb, type TestDb } from './helpers/db.js';
-import { startTestHerald, type TestHerald } from './helpers/herald.js';
+import { configErrorNaming } from './helpers/config-error.js';
+import { channelPerProvider, createTemplates, hostAlert, sendAndSettle, startTestHerald, type TestHerald } from './helpers/herald.js';
 
 const NO_DEPS = {} as ProviderDeps;
 const SECRET = 'SECherald0123456789abcdefghijklmnopqrstuvwxyz';
@@ -36,11 +37,7 @@ describe('dingtalk provider', () => {
       [{ webhookUrl: 'https://oapi.dingtalk.com/robot/send?access_token=tok-secret', timeoutMs: 0 }, 'providers.ding.timeoutMs'],
     ];
     for (const [fields, key] of cases) {
-      assert.throws(
-        () => dingtalkModule.create('ding', fields, NO_DEPS),
-        (e: Error) => e instanceof ConfigError && e.key === key && !e.message.includes('tok-secret'),
-        JSON.stringify(fields),
-      );
+      assert.throws(() => dingtalkModule.create('ding', fields, NO_DEPS), configErrorNaming(key, 'tok-secret'), JSON.stringify(fields));
     }
   });
 });
@@ -66,7 +63,7 @@ for (const backend of BACKENDS) {
         'ding-slow': { type: 'dingtalk', webhookUrl: fake.webhookUrl('tok-slow'), secret: SECRET },
       };
       h = await startTestHerald(t.db, {
-        channels: Object.fromEntries(Object.keys(providers).map((name) => [name, { provider: name }])),
+        channels: channelPerProvider(providers),
         providers,
       });
       await createTemplates(h, [
@@ -82,18 +79,13 @@ for (const backend of BACKENDS) {
       await t.drop();
     });
 
-    /** A notification to `channel` with its template of that kind (templates are named `<channel>.<kind>`). */
-    const alert = (channel: string, recipients: object[], kind = 'alert') => ({
-      channels: { [channel]: { template: `${channel}.${kind}`, params: { host: 'db-1' } } },
-      recipients,
-    });
     const phone = (value: string) => ({ type: 'phone', value });
     /** The posts the fake took for `token` since `from`. */
     const postsSince = (from: number, token = 'tok-main') => fake.posts.slice(from).filter((p) => p.query.get('access_token') === token);
 
     test('two phone recipients: two signed posts, each mentioning its person in at.atMobiles and the text', async () => {
       const from = fake.posts.length;
-      const deliveries = await notifyAndWait(h, alert('ding', [phone(ANN), phone(BO), { type: 'email', value: 'cy@example.com' }]));
+      const deliveries = await sendAndSettle(h, hostAlert('ding', [phone(ANN), phone(BO), { type: 'email', value: 'cy@example.com' }]));
       assert.deepEqual(deliveries.map((d) => [d.recipient.value, d.status, d.attempts]).sort(), [
         [ANN, 'sent', 1],
         [BO, 'sent', 1],
@@ -113,7 +105,7 @@ for (const backend of BACKENDS) {
 
     test('no recipient: one post to the group, mentioning no one', async () => {
       const from = fake.posts.length;
-      const [d, ...more] = await notifyAndWait(h, alert('ding', []));
+      const [d, ...more] = await sendAndSettle(h, hostAlert('ding', []));
       assert.equal(more.length, 0);
       assert.deepEqual(d!.recipient, { type: 'group', value: 'ding' });
       assert.equal(d!.status, 'sent');
@@ -126,7 +118,7 @@ for (const backend of BACKENDS) {
 
     test('markdown: the subject is the title and the @number ends the text', async () => {
       const from = fake.posts.length;
-      const [d] = await notifyAndWait(h, alert('ding', [phone(ANN)], 'markdown'));
+      const [d] = await sendAndSettle(h, hostAlert('ding', [phone(ANN)], 'markdown'));
       assert.equal(d!.status, 'sent');
       assert.deepEqual(postsSince(from).map((p) => p.body), [
         {
@@ -138,21 +130,21 @@ for (const backend of BACKENDS) {
     });
 
     test('a phone that is not a mobile number is refused at the API', async () => {
-      const res = await h.call('POST', '/api/v1/notifications', alert('ding', [phone('ann')]));
+      const res = await h.call('POST', '/api/v1/notifications', hostAlert('ding', [phone('ann')]));
       assert.equal(res.status, 400);
       assert.equal(res.body.field, 'recipients[0].value');
     });
 
     test('a msgType DingTalk is not sent as: failed without a post', async () => {
       const from = fake.requests.length;
-      const [d] = await notifyAndWait(h, alert('ding', [], 'card'));
+      const [d] = await sendAndSettle(h, hostAlert('ding', [], 'card'));
       assert.equal(d!.status, 'failed');
       assert.match(d!.lastError!, /msgType "actionCard"/);
       assert.equal(fake.requests.length, from);
     });
 
     test('310000 sign not match (wrong secret): failed after one attempt, secrets in no record', async () => {
-      const [d] = await notifyAndWait(h, alert('ding-badsign', []));
+      const [d] = await sendAndSettle(h, hostAlert('ding-badsign', []));
       assert.equal(d!.status, 'failed');
       assert.equal(d!.attempts, 1);
       assert.match(d!.lastError!, /^errcode 310000: sign not match/);
@@ -161,22 +153,22 @@ for (const backend of BACKENDS) {
     });
 
     test('300001 token is not exist (robot removed): dead', async () => {
-      const [d] = await notifyAndWait(h, alert('ding-gone', []));
+      const [d] = await sendAndSettle(h, hostAlert('ding-gone', []));
       assert.equal(d!.status, 'dead');
       assert.equal(d!.lastError, 'errcode 300001: token is not exist');
     });
 
     test('310000 keywords not in content: failed; with the keyword it is posted', async () => {
-      const [refused] = await notifyAndWait(h, alert('ding-kw', []));
+      const [refused] = await sendAndSettle(h, hostAlert('ding-kw', []));
       assert.equal(refused!.status, 'failed');
       assert.equal(refused!.lastError, 'errcode 310000: keywords not in content');
-      const [tagged] = await notifyAndWait(h, alert('ding-kw', [], 'tagged'));
+      const [tagged] = await sendAndSettle(h, hostAlert('ding-kw', [], 'tagged'));
       assert.equal(tagged!.status, 'sent');
     });
 
     test('130101 send too fast: retried after the 10-minute throttle', async () => {
       // The fake robot takes one post a minute; the second recipient's post is over it.
-      const deliveries = await notifyAndWait(h, alert('ding-slow', [phone(ANN), phone(BO)]), (ds) =>
+      const deliveries = await sendAndSettle(h, hostAlert('ding-slow', [phone(ANN), phone(BO)]), (ds) =>
         ds.every((d) => d.status === 'sent' || d.status === 'retry'),
       );
       const throttled = deliveries.filter((d) => d.status === 'retry');
@@ -190,10 +182,10 @@ for (const backend of BACKENDS) {
 
     test('310000 invalid timestamp: re-signed and retried once, then failed', async () => {
       fake.failNext(dingTalkAnswer(310000, 'invalid timestamp'));
-      const [once] = await notifyAndWait(h, alert('ding', []));
+      const [once] = await sendAndSettle(h, hostAlert('ding', []));
       assert.deepEqual(once!.attemptLog.map((a) => a.outcome), ['retry', 'sent']);
       fake.failNext(dingTalkAnswer(310000, 'invalid timestamp'), dingTalkAnswer(310000, 'invalid timestamp'));
-      const [twice] = await notifyAndWait(h, alert('ding', []));
+      const [twice] = await sendAndSettle(h, hostAlert('ding', []));
       assert.equal(twice!.status, 'failed');
       assert.deepEqual(twice!.attemptLog.map((a) => a.outcome), ['retry', 'failed']);
     });
@@ -201,7 +193,7 @@ for (const backend of BACKENDS) {
     test('-1 system busy and HTTP 503: retried, then sent', async () => {
       const from = fake.posts.length;
       fake.failNext(dingTalkAnswer(-1, '系统繁忙'), { status: 503, body: '' });
-      const [d] = await notifyAndWait(h, alert('ding', []));
+      const [d] = await sendAndSettle(h, hostAlert('ding', []));
       assert.equal(d!.status, 'sent');
       assert.deepEqual(
         d!.attemptLog.map((a) => [a.outcome, a.error]),
@@ -221,7 +213,7 @@ for (const backend of BACKENDS) {
       ];
       for (const [answer, error] of outcomes) {
         fake.failNext(answer);
-        const [d] = await notifyAndWait(h, alert('ding', []));
+        const [d] = await sendAndSettle(h, hostAlert('ding', []));
         assert.equal(d!.status, 'failed');
         assert.equal(d!.lastError, error);
       }

@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { AddressObject } from 'mailparser';
 import { stringify } from 'yaml';
-import { ConfigError, type Outcome, type ProviderDeps } from '../src/channels/channel.js';
+import type { Outcome, ProviderDeps } from '../src/channels/channel.js';
 import { classifySmtpError, smtpModule } from '../src/channels/smtp.js';
+import { configErrorNaming } from './helpers/config-error.js';
 import { BACKENDS, createTestDb, type TestDb } from './helpers/db.js';
-import { APP, callApi, startTestHerald, testConfig, waitFor, type ApiReply, type TestHerald } from './helpers/herald.js';
+import { APP, callApi, createTemplates, startTestHerald, testConfig, waitFor, type ApiReply, type TestHerald } from './helpers/herald.js';
 import { spawnHerald, type HeraldProcess } from './helpers/process.js';
 import { STALL_LOCAL_PART, startFakeSmtp, type FakeSmtp } from './helpers/smtp-server.js';
 
@@ -121,10 +122,7 @@ describe('smtp provider configuration', () => {
   ];
   for (const [fields, key] of cases) {
     test(`refuses ${JSON.stringify(fields)} naming ${key}`, () => {
-      assert.throws(
-        () => smtpModule.create('m', fields, deps),
-        (error: unknown) => error instanceof ConfigError && error.key === key && !error.message.includes(PASSWORD),
-      );
+      assert.throws(() => smtpModule.create('m', fields, deps), configErrorNaming(key, PASSWORD));
     });
   }
 
@@ -160,10 +158,7 @@ for (const backend of BACKENDS) {
           mail_locked: provider(smtp.port, { password: 'stale-password' }),
         },
       });
-      for (const channel of ['email', 'email_locked']) {
-        const res = await h.call('POST', '/api/v1/templates', { name: `receipt-${channel}`, channel, ...TEMPLATE });
-        assert.equal(res.status, 201);
-      }
+      await createTemplates(h, ['email', 'email_locked'].map((channel) => ({ name: `receipt-${channel}`, channel, ...TEMPLATE })));
     });
     after(async () => {
       // Herald first: it closes its pooled SMTP connections, so the server can close at once.

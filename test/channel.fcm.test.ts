@@ -4,11 +4,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ConfigError } from '../src/channels/channel.js';
 import { fcmModule } from '../src/channels/fcm.js';
 import { FakeFcm } from './fakes/fcm.js';
 import { BACKENDS, createTestDb, type TestDb } from './helpers/db.js';
-import { startTestHerald, waitFor, type TestHerald } from './helpers/herald.js';
+import { configErrorNaming } from './helpers/config-error.js';
+import { createTemplates, postNotification, settledDeliveries, startTestHerald, type TestHerald } from './helpers/herald.js';
 
 // RSA keys are slow to make (~50 ms each): once per file.
 const rsa = () => generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
@@ -35,15 +35,7 @@ const deviceToken = () => `${randomBytes(8).toString('base64url')}:APA91b${rando
 describe('fcm provider configuration', () => {
   const account = JSON.stringify(serviceAccount('cfg', KEY, 'http://127.0.0.1:1/token'));
   const refuse = (fields: Record<string, unknown>, key: string) =>
-    assert.throws(
-      () => fcmModule.create('firebase', { serviceAccount: account, ...fields }, {} as never),
-      (error: unknown) => {
-        assert.ok(error instanceof ConfigError, String(error));
-        assert.equal(error.key, key);
-        assert.ok(!error.message.includes('PRIVATE KEY'), error.message);
-        return true;
-      },
-    );
+    assert.throws(() => fcmModule.create('firebase', { serviceAccount: account, ...fields }, {} as never), configErrorNaming(key, 'PRIVATE KEY'));
 
   test('names the bad key and never echoes the service account', () => {
     refuse({ serviceAccount: undefined }, 'providers.firebase.serviceAccount');
@@ -113,15 +105,12 @@ for (const backend of BACKENDS) {
           },
         },
       });
-      for (const channel of ['fcm', 'fcm_short', 'fcm_wrong', 'fcm_elsewhere']) {
-        const created = await h.call('POST', '/api/v1/templates', {
-          name: `build-${channel}`,
-          channel,
-          subject: 'Build {{ .build }}',
-          body: '{{ .failed }} tests failed',
-        });
-        assert.equal(created.status, 201);
-      }
+      await createTemplates(h, ['fcm', 'fcm_short', 'fcm_wrong', 'fcm_elsewhere'].map((channel) => ({
+        name: `build-${channel}`,
+        channel,
+        subject: 'Build {{ .build }}',
+        body: '{{ .failed }} tests failed',
+      })));
     });
     after(async () => {
       await h.close();
@@ -138,22 +127,11 @@ for (const backend of BACKENDS) {
       params: Record<string, unknown> = {},
       channel = 'fcm',
     ): Promise<string> {
-      const res = await h.call('POST', '/api/v1/notifications', {
-        channels: { [channel]: { template: `build-${channel}`, params: { build: 7, failed: 3, ...params } } },
-        recipients,
-      });
-      assert.equal(res.status, 200, JSON.stringify(res.body));
-      return res.body.notificationId;
+      return postNotification(h, { channels: { [channel]: { template: `build-${channel}`, params: { build: 7, failed: 3, ...params } } }, recipients });
     }
     const tokens = (...values: string[]) => values.map((value) => ({ type: 'fcm_token', value }));
 
-    /** The notification's deliveries once every one of them has left the queue. */
-    function settled(id: string): Promise<any[]> {
-      return waitFor(async () => {
-        const items = (await h.call('GET', `/api/v1/notifications/${id}/deliveries`)).body.items as any[];
-        return items.every((d) => ['sent', 'failed', 'dead'].includes(d.status)) ? items : undefined;
-      });
-    }
+    const settled = (id: string) => settledDeliveries(h, id);
     const outcomes = (d: any) => d.attemptLog.map((a: { outcome: string }) => a.outcome);
 
     test('200 to a token: notification, string data and platform blocks arrive; one access token serves every send', async () => {
@@ -202,7 +180,7 @@ for (const backend of BACKENDS) {
         message: 'The registration token is not a valid FCM registration token',
       });
       const items = await settled(await notify(tokens(gone, foreign, malformed)));
-      const by = (token: string) => items.find((d) => d.recipient.value === token);
+      const by = (token: string) => items.find((d) => d.recipient.value === token)!;
       assert.equal(by(gone).lastError, 'FCM 404 UNREGISTERED: Requested entity was not found.');
       assert.equal(by(foreign).lastError, 'FCM 403 SENDER_ID_MISMATCH: SenderId mismatch');
       for (const token of [gone, foreign, malformed]) {
@@ -229,7 +207,7 @@ for (const backend of BACKENDS) {
         notify(tokens(badParams), { data: ['not', 'an', 'object'] }),
       ]);
       const [ttl, topic, auth, params] = await Promise.all(ids.map(async (id) => (await settled(id))[0]));
-      assert.match(ttl.lastError, /^FCM 400 INVALID_ARGUMENT: Invalid value at 'message.android.ttl'/);
+      assert.match(ttl.lastError!, /^FCM 400 INVALID_ARGUMENT: Invalid value at 'message.android.ttl'/);
       assert.equal(topic.lastError, 'FCM 400 INVALID_ARGUMENT: The registration token is not a valid FCM registration token');
       assert.equal(auth.lastError, 'FCM 401 THIRD_PARTY_AUTH_ERROR: Auth error from APNS or Web Push Service');
       assert.equal(params.lastError, 'params.data must be an object');
@@ -281,7 +259,7 @@ for (const backend of BACKENDS) {
       const token = deviceToken();
       const [d] = await settled(await notify(tokens(token), {}, 'fcm_elsewhere'));
       assert.equal(d.status, 'failed');
-      assert.match(d.lastError, /^FCM 403 PERMISSION_DENIED: Permission 'cloudmessaging.messages.create' denied/);
+      assert.match(d.lastError!, /^FCM 403 PERMISSION_DENIED: Permission 'cloudmessaging.messages.create' denied/);
       assert.deepEqual(fake.at(token).map((s) => s.status), [403]);
       const [again] = await settled(await notify(tokens(token), {}, 'fcm_elsewhere'));
       assert.equal(again.status, 'failed');

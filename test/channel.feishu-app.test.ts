@@ -3,12 +3,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
-import { ConfigError, type ProviderDeps } from '../src/channels/channel.js';
+import type { ProviderDeps } from '../src/channels/channel.js';
 import { feishuAppModule } from '../src/channels/feishu-app.js';
-import { createTemplates, notifyAndWait, type DeliveryItem } from './fakes/chat-webhooks.js';
 import { FakeFeishu } from './fakes/feishu.js';
 import { BACKENDS, createTestDb, type TestDb } from './helpers/db.js';
-import { APP, OTHER_APP, startTestHerald, waitFor, type TestHerald } from './helpers/herald.js';
+import { configErrorNaming } from './helpers/config-error.js';
+import { APP, createTemplates, OTHER_APP, sendAndSettle, startTestHerald, waitFor, type DeliveryItem, type TestHerald } from './helpers/herald.js';
 
 const NO_DEPS = {} as ProviderDeps;
 const APP_ID = 'cli_a1b2c3d4e5f60001';
@@ -47,11 +47,7 @@ describe('feishu_app provider', () => {
       [{ ...base, baseUrl: 'open.feishu.cn' }, 'providers.fa.baseUrl'],
     ];
     for (const [fields, key] of cases) {
-      assert.throws(
-        () => feishuAppModule.create('fa', fields, NO_DEPS),
-        (e: Error) => e instanceof ConfigError && e.key === key && !e.message.includes(APP_SECRET),
-        JSON.stringify(fields),
-      );
+      assert.throws(() => feishuAppModule.create('fa', fields, NO_DEPS), configErrorNaming(key, APP_SECRET), JSON.stringify(fields));
     }
   });
 });
@@ -117,7 +113,7 @@ for (const backend of BACKENDS) {
 
     /** Sends template `<channel>.<kind>` to open_ids (email addresses on fa-email) and waits until settled. */
     const send = (kind: string, recipients: string[], params: Record<string, unknown> = {}, channel = 'feishu_app') =>
-      notifyAndWait(h, {
+      sendAndSettle(h, {
         channels: { [channel]: { template: `${channel}.${kind}`, params: { incident: 'disk full', title: 'CPU', chart, ...params } } },
         recipients: recipients.map((value) => ({ type: channel === 'fa-email' ? 'email' : 'feishu_user_id', value })),
       });

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ConfigError, type ProviderDeps } from '../src/channels/channel.js';
+import type { ProviderDeps } from '../src/channels/channel.js';
 import { feishuWebhookModule, signFeishuWebhook } from '../src/channels/feishu-webhook.js';
-import { createTemplates, notifyAndWait } from './fakes/chat-webhooks.js';
 import { FakeFeishu } from './fakes/feishu.js';
 import { BACKENDS, createTestDb, type TestDb } from './helpers/db.js';
-import { startTestHerald, type TestHerald } from './helpers/herald.js';
+import { configErrorNaming } from './helpers/config-error.js';
+import { channelPerProvider, createTemplates, hostAlert, sendAndSettle, startTestHerald, type TestHerald } from './helpers/herald.js';
 
 const NO_DEPS = {} as ProviderDeps;
 const SECRET = 'bot-secret-0123456789';
@@ -36,11 +36,7 @@ describe('feishu_webhook provider', () => {
       [{ webhookUrl: 'https://open.feishu.cn/open-apis/bot/v2/hook/tok-secret', msgType: 'image' }, 'providers.fw.msgType'],
     ];
     for (const [fields, key] of cases) {
-      assert.throws(
-        () => feishuWebhookModule.create('fw', fields, NO_DEPS),
-        (e: Error) => e instanceof ConfigError && e.key === key && !e.message.includes('tok-secret'),
-        JSON.stringify(fields),
-      );
+      assert.throws(() => feishuWebhookModule.create('fw', fields, NO_DEPS), configErrorNaming(key, 'tok-secret'), JSON.stringify(fields));
     }
   });
 });
@@ -64,7 +60,7 @@ for (const backend of BACKENDS) {
         'fw-slow': { type: 'feishu_webhook', webhookUrl: fake.addBot('tok-slow', { secret: SECRET, perSecond: 1 }), secret: SECRET },
       };
       h = await startTestHerald(t.db, {
-        channels: Object.fromEntries(Object.keys(providers).map((name) => [name, { provider: name }])),
+        channels: channelPerProvider(providers),
         providers,
       });
       const postBody = '{"zh_cn":{"title":"Disk full","content":[[{"tag":"text","text":"on {{ .host }}"}]]}}';
@@ -89,10 +85,6 @@ for (const backend of BACKENDS) {
       await t.drop();
     });
 
-    const alert = (channel: string, recipients: object[], kind = 'alert') => ({
-      channels: { [channel]: { template: `${channel}.${kind}`, params: { host: 'db-1' } } },
-      recipients,
-    });
     const user = (value: string) => ({ type: 'feishu_user_id', value });
     const email = (value: string) => ({ type: 'email', value });
     const postsSince = (from: number) => fake.webhookPosts.slice(from).map((p) => p.body);
@@ -100,7 +92,7 @@ for (const backend of BACKENDS) {
 
     test('text: one signed post per recipient, an open_id mentioned with <at>, an email named in plain text', async () => {
       const from = fake.webhookPosts.length;
-      const deliveries = await notifyAndWait(h, alert('feishu_webhook', [user(ANN), email(BO), { type: 'phone', value: '+8613800000000' }]));
+      const deliveries = await sendAndSettle(h, hostAlert('feishu_webhook', [user(ANN), email(BO), { type: 'phone', value: '+8613800000000' }]));
       assert.deepEqual(deliveries.map((d) => [d.recipient.value, d.status, d.attempts]).sort(), [
         [BO, 'sent', 1],
         [ANN, 'sent', 1],
@@ -119,7 +111,7 @@ for (const backend of BACKENDS) {
 
     test('no recipient that maps: one post to the group, mentioning no one', async () => {
       const from = fake.webhookPosts.length;
-      const [d, ...more] = await notifyAndWait(h, alert('feishu_webhook', [{ type: 'phone', value: '+8613800000000' }]));
+      const [d, ...more] = await sendAndSettle(h, hostAlert('feishu_webhook', [{ type: 'phone', value: '+8613800000000' }]));
       assert.equal(more.length, 0);
       assert.deepEqual(d!.recipient, { type: 'group', value: 'feishu_webhook' });
       assert.equal(d!.status, 'sent');
@@ -131,7 +123,7 @@ for (const backend of BACKENDS) {
 
     test('post: the template is the locale map, sent under content.post with an at line for the recipient', async () => {
       const from = fake.webhookPosts.length;
-      const [d] = await notifyAndWait(h, alert('feishu_webhook', [user(ANN)], 'post'));
+      const [d] = await sendAndSettle(h, hostAlert('feishu_webhook', [user(ANN)], 'post'));
       assert.equal(d!.status, 'sent');
       assert.deepEqual(postsSince(from)[0]!.content, {
         post: { zh_cn: { title: 'Disk full', content: [[{ tag: 'text', text: 'on db-1' }], [{ tag: 'at', user_id: ANN }]] } },
@@ -140,8 +132,8 @@ for (const backend of BACKENDS) {
 
     test('interactive: the card goes top-level, the mention appended as card markdown (JSON 1.0 and 2.0)', async () => {
       const from = fake.webhookPosts.length;
-      const [v1] = await notifyAndWait(h, alert('feishu_webhook', [user(ANN)], 'card'));
-      const [v2] = await notifyAndWait(h, alert('feishu_webhook', [email(BO)], 'card2'));
+      const [v1] = await sendAndSettle(h, hostAlert('feishu_webhook', [user(ANN)], 'card'));
+      const [v2] = await sendAndSettle(h, hostAlert('feishu_webhook', [email(BO)], 'card2'));
       assert.equal(v1!.status, 'sent');
       assert.equal(v2!.status, 'sent');
       const [card1, card2] = postsSince(from);
@@ -160,10 +152,10 @@ for (const backend of BACKENDS) {
 
     test('a body that is not the JSON its msgType needs, or names an image URL: failed with the reason, nothing posted', async () => {
       const from = fake.requests.webhook;
-      const [broken] = await notifyAndWait(h, alert('feishu_webhook', [user(ANN)], 'broken'));
+      const [broken] = await sendAndSettle(h, hostAlert('feishu_webhook', [user(ANN)], 'broken'));
       assert.equal(broken!.status, 'failed');
       assert.match(broken!.lastError!, /^template body for msgType post is not valid JSON/);
-      const [image] = await notifyAndWait(h, alert('feishu_webhook', [], 'image'));
+      const [image] = await sendAndSettle(h, hostAlert('feishu_webhook', [], 'image'));
       assert.equal(image!.status, 'failed');
       assert.match(image!.lastError!, /cannot upload images/);
       assert.equal(fake.requests.webhook, from);
@@ -171,12 +163,12 @@ for (const backend of BACKENDS) {
 
     test('Feishu error codes, answered with HTTP 200 or 400, map to outcomes', async () => {
       const [badSign, goneGroup, gonePerson, keyword, tagged, big] = await Promise.all([
-        notifyAndWait(h, alert('fw-badsign', [])),
-        notifyAndWait(h, alert('fw-gone', [])),
-        notifyAndWait(h, alert('fw-gone', [user(ANN)])),
-        notifyAndWait(h, alert('fw-kw', [])),
-        notifyAndWait(h, alert('fw-kw', [], 'tagged')),
-        notifyAndWait(h, alert('feishu_webhook', [], 'big')),
+        sendAndSettle(h, hostAlert('fw-badsign', [])),
+        sendAndSettle(h, hostAlert('fw-gone', [])),
+        sendAndSettle(h, hostAlert('fw-gone', [user(ANN)])),
+        sendAndSettle(h, hostAlert('fw-kw', [])),
+        sendAndSettle(h, hostAlert('fw-kw', [], 'tagged')),
+        sendAndSettle(h, hostAlert('feishu_webhook', [], 'big')),
       ]);
       const summary = (d: (typeof badSign)[number]) => [d.status, d.attempts, d.lastError];
       assert.deepEqual(summary(badSign[0]!), [
@@ -198,7 +190,7 @@ for (const backend of BACKENDS) {
 
     test('11232 frequency limit: retried after a second, then sent', async () => {
       // tok-slow takes one post a second: the second recipient's post is refused, then sent.
-      const deliveries = await notifyAndWait(h, alert('fw-slow', [user(ANN), user('ou_1b2c3d4e5f6a')]));
+      const deliveries = await sendAndSettle(h, hostAlert('fw-slow', [user(ANN), user('ou_1b2c3d4e5f6a')]));
       assert.deepEqual(deliveries.map((d) => d.status), ['sent', 'sent']);
       const retried = deliveries.find((d) => d.attempts === 2)!;
       assert.deepEqual(retried.attemptLog.map((a) => a.outcome), ['retry', 'sent']);
@@ -211,7 +203,7 @@ for (const backend of BACKENDS) {
     test('HTTP 429 and 5xx: retried (honouring Retry-After), then sent', async () => {
       fake.failNext('webhook', { status: 503 });
       fake.failNext('webhook', { status: 429, code: 11232, msg: 'frequency limited', headers: { 'retry-after': '1' } });
-      const [d] = await notifyAndWait(h, alert('feishu_webhook', []));
+      const [d] = await sendAndSettle(h, hostAlert('feishu_webhook', []));
       assert.equal(d!.status, 'sent');
       assert.deepEqual(d!.attemptLog.map((a) => [a.outcome, a.error]), [
         ['retry', 'HTTP 503'],

@@ -1,20 +1,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ConfigError, type ProviderDeps } from '../src/channels/channel.js';
+import type { ProviderDeps } from '../src/channels/channel.js';
 import { discordModule } from '../src/channels/discord.js';
 import { slackModule } from '../src/channels/slack.js';
 import {
-  createTemplates,
   discordRateLimited,
-  notifyAndWait,
   slackError,
   startFakeDiscord,
   startFakeSlack,
   type ChatFake,
-  type DeliveryItem,
 } from './fakes/chat-webhooks.js';
 import { BACKENDS, createTestDb, type TestDb } from './helpers/db.js';
-import { startTestHerald, type TestHerald } from './helpers/herald.js';
+import { configErrorNaming } from './helpers/config-error.js';
+import { channelPerProvider, createTemplates, hostAlert, sendAndSettle, startTestHerald, type DeliveryItem, type TestHerald } from './helpers/herald.js';
 
 const NO_DEPS = {} as ProviderDeps;
 const SLACK_HOOK = '/services/T0001/B0001/hookSecret0001';
@@ -37,10 +35,7 @@ describe('slack and discord providers', () => {
   test('refuse a missing or non-http(s) webhookUrl, never quoting it', () => {
     for (const module of [slackModule, discordModule]) {
       for (const webhookUrl of [undefined, 42, 'hooks.slack.com/services/T/B/url-secret', 'ftp://hooks.slack.com/url-secret']) {
-        assert.throws(
-          () => module.create('x', { webhookUrl }, NO_DEPS),
-          (e: Error) => e instanceof ConfigError && e.key === 'providers.x.webhookUrl' && !e.message.includes('url-secret'),
-        );
+        assert.throws(() => module.create('x', { webhookUrl }, NO_DEPS), configErrorNaming('providers.x.webhookUrl', 'url-secret'));
       }
     }
   });
@@ -66,7 +61,7 @@ for (const backend of BACKENDS) {
         'discord-deleted': { type: 'discord', webhookUrl: `${discord.url}/api/webhooks/998877/${DISCORD.token}` },
       };
       h = await startTestHerald(t.db, {
-        channels: Object.fromEntries(Object.keys(providers).map((name) => [name, { provider: name }])),
+        channels: channelPerProvider(providers),
         providers,
       });
       await createTemplates(h, [
@@ -98,12 +93,9 @@ for (const backend of BACKENDS) {
     });
 
     /** A notification to `channel` with its template of that kind (templates are named `<channel>.<kind>`). */
-    const alert = (channel: string, kind = 'alert', host = 'db-1', recipients: object[] = []) => ({
-      channels: { [channel]: { template: `${channel}.${kind}`, params: { host } } },
-      recipients,
-    });
+    const alert = (channel: string, kind = 'alert', host = 'db-1', recipients: object[] = []) => hostAlert(channel, recipients, kind, host);
     const one = async (request: object): Promise<DeliveryItem> => {
-      const deliveries = await notifyAndWait(h, request);
+      const deliveries = await sendAndSettle(h, request);
       assert.equal(deliveries.length, 1);
       return deliveries[0]!;
     };

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ConfigError, type ProviderDeps } from '../src/channels/channel.js';
+import type { ProviderDeps } from '../src/channels/channel.js';
 import { escapeFor, smsHttpModule } from '../src/channels/sms-http.js';
 import { BACKENDS, createTestDb, type TestDb } from './helpers/db.js';
-import { startTestHerald, waitFor, type TestHerald } from './helpers/herald.js';
+import { configErrorNaming } from './helpers/config-error.js';
+import { createTemplates, sendAndSettle, startTestHerald, type TestHerald } from './helpers/herald.js';
 import { FakeSmsGateway } from './fakes/sms-http.js';
 
 const API_KEY = 'gw-secret-0123456789';
@@ -32,10 +33,7 @@ describe('sms_http provider', () => {
       [{ url, bodyTemplate: '{}', headers: { 'bad header': API_KEY } }, 'headers.bad header'],
     ];
     for (const [fields, key] of cases) {
-      assert.throws(
-        () => smsHttpModule.create('gw', fields, NO_DEPS),
-        (e: Error) => e instanceof ConfigError && e.key === `providers.gw.${key}` && !e.message.includes(API_KEY),
-      );
+      assert.throws(() => smsHttpModule.create('gw', fields, NO_DEPS), configErrorNaming(`providers.gw.${key}`, API_KEY));
     }
   });
 
@@ -82,16 +80,13 @@ for (const backend of BACKENDS) {
           gw_get: { type: 'sms_http', method: 'GET', url: `${gw.url}/get/send?to={{ phone }}&msg={{ body }}`, headers: { 'X-Api-Key': API_KEY } },
         },
       });
-      for (const channel of ['sms_json', 'sms_form', 'sms_get']) {
-        const created = await h.call('POST', '/api/v1/templates', {
-          name: `code-${channel}`,
-          channel,
-          subject: 'Herald',
-          body: '{{ .text }}',
-          templateCode: 'SMS_0042',
-        });
-        assert.equal(created.status, 201, JSON.stringify(created.body));
-      }
+      await createTemplates(h, ['sms_json', 'sms_form', 'sms_get'].map((channel) => ({
+        name: `code-${channel}`,
+        channel,
+        subject: 'Herald',
+        body: '{{ .text }}',
+        templateCode: 'SMS_0042',
+      })));
     });
     after(async () => {
       await h.close();
@@ -101,16 +96,11 @@ for (const backend of BACKENDS) {
 
     /** Sends one notification to `phone` and returns its delivery once it is final. */
     async function deliver(phone: string, channel: string, text = 'Your code is 123456') {
-      const res = await h.call('POST', '/api/v1/notifications', {
+      const [d] = await sendAndSettle(h, {
         channels: { [channel]: { template: `code-${channel}`, params: { text, code: 123456 } } },
         recipients: [{ type: 'phone', value: phone }],
       });
-      assert.equal(res.status, 200, JSON.stringify(res.body));
-      return waitFor(async () => {
-        const r = await h.call('GET', `/api/v1/notifications/${res.body.notificationId}/deliveries`);
-        const d = r.body.items[0];
-        return ['sent', 'failed', 'dead'].includes(d.status) ? d : undefined;
-      });
+      return d!;
     }
 
     test('JSON, form and GET gateways receive the message intact', async () => {

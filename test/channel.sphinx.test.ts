@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ConfigError, type ProviderDeps } from '../src/channels/channel.js';
+import type { ProviderDeps } from '../src/channels/channel.js';
 import { sphinxModule, WAITING_KEY_EXCHANGE } from '../src/channels/sphinx.js';
 import { BACKENDS, createTestDb, type TestDb } from './helpers/db.js';
-import { startTestHerald, waitFor, type TestHerald } from './helpers/herald.js';
+import { configErrorNaming } from './helpers/config-error.js';
+import { createTemplates, sendAndSettle, startTestHerald, type TestHerald } from './helpers/herald.js';
 import { FakeSphinxBot, randomPubkey, type SphinxUser } from './fakes/sphinx.js';
 
 const ADMIN_TOKEN = 'sphinx-admin-token-0123456789';
@@ -21,7 +22,7 @@ describe('sphinx provider', () => {
   test('config errors name the field; a recipient is a pubkey, optionally with its route hint', () => {
     assert.throws(
       () => sphinxModule.create('bot', { baseUrl: 'http://x', adminToken: ADMIN_TOKEN, contactPath: '/contact' }, NO_DEPS),
-      (e: Error) => e instanceof ConfigError && e.key === 'providers.bot.contactPath' && !e.message.includes(ADMIN_TOKEN),
+      configErrorNaming('providers.bot.contactPath', ADMIN_TOKEN),
     );
     assert.throws(() => sphinxModule.create('bot', { baseUrl: 'http://x' }, NO_DEPS), /providers\.bot\.adminToken: is required/);
     const p = sphinxModule.create('bot', { baseUrl: 'http://x', adminToken: ADMIN_TOKEN }, NO_DEPS);
@@ -61,10 +62,8 @@ for (const backend of BACKENDS) {
           wrong_token_bot: { ...fields, adminToken: 'not-the-admin-token' },
         },
       });
-      for (const channel of ['sphinx', 'sphinx_old', 'sphinx_impatient', 'sphinx_wrong_token']) {
-        const created = await h.call('POST', '/api/v1/templates', { name: `bounty-${channel}`, channel, body: 'Bounty {{ .title }} was assigned to you' });
-        assert.equal(created.status, 201, JSON.stringify(created.body));
-      }
+      const channels = ['sphinx', 'sphinx_old', 'sphinx_impatient', 'sphinx_wrong_token'];
+      await createTemplates(h, channels.map((channel) => ({ name: `bounty-${channel}`, channel, body: 'Bounty {{ .title }} was assigned to you' })));
     });
     after(async () => {
       await h.close();
@@ -75,16 +74,11 @@ for (const backend of BACKENDS) {
 
     /** Sends one notification to `recipient` and returns its delivery once it is final. */
     async function deliver(recipient: string, channel = 'sphinx') {
-      const res = await h.call('POST', '/api/v1/notifications', {
+      const [d] = await sendAndSettle(h, {
         channels: { [channel]: { template: `bounty-${channel}`, params: { title: '#42' } } },
         recipients: [{ type: 'sphinx_pubkey', value: recipient }],
       });
-      assert.equal(res.status, 200, JSON.stringify(res.body));
-      return waitFor(async () => {
-        const r = await h.call('GET', `/api/v1/notifications/${res.body.notificationId}/deliveries`);
-        const d = r.body.items[0];
-        return ['sent', 'failed', 'dead'].includes(d.status) ? d : undefined;
-      });
+      return d!;
     }
 
     test('a contact whose key is exchanged gets the DM at once', async () => {
@@ -147,20 +141,20 @@ for (const backend of BACKENDS) {
       const silent = bot.user(user());
       const [noRoute, timedOut] = await Promise.all([deliver(unknown.pubkey), deliver(contactInfo(silent), 'sphinx_impatient')]);
       assert.deepEqual([noRoute.status, noRoute.attempts], ['failed', 1]);
-      assert.match(noRoute.lastError, /no route hint/);
+      assert.match(noRoute.lastError!, /no route hint/);
       assert.equal(timedOut.status, 'dead');
       // Checked every 100 ms until 250 ms after it was accepted, then given up.
       const outcomes = timedOut.attemptLog.map((a: { outcome: string }) => a.outcome);
       assert.equal(outcomes.at(-1), 'dead');
       assert.ok(outcomes.length >= 3 && outcomes.slice(0, -1).every((o: string) => o === 'waiting'), outcomes.join());
-      assert.match(timedOut.lastError, /key exchange not completed within 250 ms/);
+      assert.match(timedOut.lastError!, /key exchange not completed within 250 ms/);
     });
 
     test('a wrong admin token fails without reaching /send', async () => {
       const u = bot.user(user({ exchanged: true }));
       const d = await deliver(u.pubkey, 'sphinx_wrong_token');
       assert.deepEqual([d.status, d.attempts], ['failed', 1]);
-      assert.match(d.lastError, /contact lookup: HTTP 401 \(check adminToken\)/);
+      assert.match(d.lastError!, /contact lookup: HTTP 401 \(check adminToken\)/);
       assert.ok(!JSON.stringify(d).includes('not-the-admin-token'));
       assert.equal(bot.sent.filter((s) => s.dest === u.pubkey).length, 0);
     });

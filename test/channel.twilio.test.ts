@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ConfigError, type ProviderDeps } from '../src/channels/channel.js';
+import type { ProviderDeps } from '../src/channels/channel.js';
 import { toTwiml, twilioMode, twilioModule } from '../src/channels/twilio.js';
 import { BACKENDS, createTestDb, type TestDb } from './helpers/db.js';
-import { startTestHerald, waitFor, type TestHerald } from './helpers/herald.js';
+import { configErrorNaming } from './helpers/config-error.js';
+import { createTemplates, sendAndSettle, startTestHerald, type TestHerald } from './helpers/herald.js';
 import { FakeTwilio, twilioError } from './fakes/twilio.js';
 
 const ACCOUNT = { sid: `AC${'a1'.repeat(16)}`, token: 'twilio-auth-token-0123456789abcdef', numbers: ['+15005550006'] };
@@ -33,10 +34,7 @@ describe('twilio provider', () => {
       [{ ...base, mode: 'fax' }, 'mode'],
     ];
     for (const [fields, key] of cases) {
-      assert.throws(
-        () => twilioModule.create('tw', fields, NO_DEPS),
-        (e: Error) => e instanceof ConfigError && e.key === `providers.tw.${key}` && !e.message.includes(ACCOUNT.token),
-      );
+      assert.throws(() => twilioModule.create('tw', fields, NO_DEPS), configErrorNaming(`providers.tw.${key}`, ACCOUNT.token));
     }
   });
 });
@@ -65,10 +63,7 @@ for (const backend of BACKENDS) {
           twilio_stale: { ...provider, authToken: 'an-old-auth-token-000000000000000' },
         },
       });
-      for (const channel of ['sms', 'voice', 'oncall', 'sms_stale']) {
-        const created = await h.call('POST', '/api/v1/templates', { name: `alert-${channel}`, channel, body: '{{ .text }}' });
-        assert.equal(created.status, 201, JSON.stringify(created.body));
-      }
+      await createTemplates(h, ['sms', 'voice', 'oncall', 'sms_stale'].map((channel) => ({ name: `alert-${channel}`, channel, body: '{{ .text }}' })));
     });
     after(async () => {
       await h.close();
@@ -78,16 +73,11 @@ for (const backend of BACKENDS) {
 
     /** Sends one notification to `phone` and returns its delivery once it is final. */
     async function deliver(phone: string, channel: string, text = 'Disk full on db-1') {
-      const res = await h.call('POST', '/api/v1/notifications', {
+      const [d] = await sendAndSettle(h, {
         channels: { [channel]: { template: `alert-${channel}`, params: { text } } },
         recipients: [{ type: 'phone', value: phone }],
       });
-      assert.equal(res.status, 200, JSON.stringify(res.body));
-      return waitFor(async () => {
-        const r = await h.call('GET', `/api/v1/notifications/${res.body.notificationId}/deliveries`);
-        const d = r.body.items[0];
-        return ['sent', 'failed', 'dead'].includes(d.status) ? d : undefined;
-      });
+      return d!;
     }
 
     test('the sms channel sends a message; voice and a mode: voice provider place calls', async () => {
@@ -120,7 +110,7 @@ for (const backend of BACKENDS) {
       const [invalid, stopped] = await Promise.all([deliver('+15005550001', 'sms'), deliver('+14155550201', 'sms')]);
       assert.deepEqual([invalid.status, invalid.attempts, invalid.attemptLog[0].details.code], ['dead', 1, 21211]);
       assert.deepEqual([stopped.status, stopped.attempts, stopped.attemptLog[0].details.code], ['dead', 1, 21610]);
-      assert.match(stopped.lastError, /HTTP 400 \(21610\): Attempt to send to unsubscribed recipient/);
+      assert.match(stopped.lastError!, /HTTP 400 \(21610\): Attempt to send to unsubscribed recipient/);
     });
 
     test('20429 waits its Retry-After, and a 5xx is retried', async () => {
@@ -139,7 +129,7 @@ for (const backend of BACKENDS) {
         deliver('+14155550402', 'sms', 'x'.repeat(1601)),
       ]);
       assert.deepEqual([stale.status, stale.attempts, stale.attemptLog[0].details.code], ['failed', 1, 20003]);
-      assert.match(stale.lastError, /check accountSid and authToken/);
+      assert.match(stale.lastError!, /check accountSid and authToken/);
       assert.ok(!JSON.stringify(stale).includes('an-old-auth-token'));
       assert.deepEqual([long.status, long.attemptLog[0].details.code], ['failed', 21617]);
     });

@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
-import { ConfigError } from '../src/channels/channel.js';
 import { decodeWebhookSecret, signWebhook } from '../src/channels/webhook.js';
 import { loadConfig } from '../src/config/load.js';
 import { startHerald } from '../src/service.js';
+import { configErrorNaming } from './helpers/config-error.js';
 import { BACKENDS, createTestDb, type TestDb } from './helpers/db.js';
-import { startTestHerald, testConfig, waitFor, type TestHerald } from './helpers/herald.js';
+import { createTemplates, startTestHerald, testConfig, waitFor, type TestHerald } from './helpers/herald.js';
 import { startWebhookReceiver, verifyWebhook, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
 // The Standard Webhooks test vector (spec §11).
@@ -86,13 +86,7 @@ for (const backend of BACKENDS) {
       t = await createTestDb(backend);
       receiver = await startWebhookReceiver(SECRET);
       h = await startTestHerald(t.db, WEBHOOK_CONFIG);
-      const created = await h.call('POST', '/api/v1/templates', {
-        name: 'shipped',
-        channel: 'webhook',
-        subject: 'Order {{ .order }}',
-        body: 'Order {{ .order }} has shipped',
-      });
-      assert.equal(created.status, 201);
+      await createTemplates(h, [{ name: 'shipped', channel: 'webhook', subject: 'Order {{ .order }}', body: 'Order {{ .order }} has shipped' }]);
     });
     after(async () => {
       await h?.close();
@@ -221,12 +215,10 @@ for (const backend of BACKENDS) {
         for (const secret of ['not-a-webhook-secret', 'whsec_c2hvcnQta2V5', 'whsec_***not*base64***', 'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw']) {
           const file = join(dir, 'config.yaml');
           writeFileSync(file, stringify(testConfig(dir, { ...WEBHOOK_CONFIG, providers: { hooks: { type: 'webhook', secret } } })));
-          await assert.rejects(startHerald({ config: loadConfig({ file, env: {} }), db: t.db }), (error: unknown) => {
-            assert.ok(error instanceof ConfigError, String(error));
-            assert.equal(error.key, 'providers.hooks.secret');
-            assert.ok(!error.message.includes(secret.replace(/^whsec_/, '')), error.message);
-            return true;
-          });
+          await assert.rejects(
+            startHerald({ config: loadConfig({ file, env: {} }), db: t.db }),
+            configErrorNaming('providers.hooks.secret', secret.replace(/^whsec_/, '')),
+          );
         }
       } finally {
         rmSync(dir, { recursive: true, force: true });

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { createECDH } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { ConfigError, type ProviderDeps } from '../src/channels/channel.js';
+import type { ProviderDeps } from '../src/channels/channel.js';
 import { parseSubscription, webpushModule } from '../src/channels/webpush.js';
 import { BACKENDS, createTestDb, type TestDb } from './helpers/db.js';
-import { startTestHerald, waitFor, type TestHerald } from './helpers/herald.js';
+import { configErrorNaming } from './helpers/config-error.js';
+import { createTemplates, sendAndSettle, startTestHerald, type TestHerald } from './helpers/herald.js';
 import { decryptAes128gcm, FakePushService, type FakeSubscription } from './fakes/webpush.js';
 
 function vapidKeys() {
@@ -44,10 +45,7 @@ describe('web push: the fake service decoder and the provider checks', () => {
       [{ ...VAPID, subject: SUBJECT, urgency: 'urgent' }, 'urgency'],
     ];
     for (const [fields, key] of cases) {
-      assert.throws(
-        () => webpushModule.create('push', fields, NO_DEPS),
-        (e: Error) => e instanceof ConfigError && e.key === `providers.push.${key}` && !e.message.includes(VAPID.vapidPrivateKey),
-      );
+      assert.throws(() => webpushModule.create('push', fields, NO_DEPS), configErrorNaming(`providers.push.${key}`, VAPID.vapidPrivateKey));
     }
   });
 
@@ -83,15 +81,12 @@ for (const backend of BACKENDS) {
           push_rotated: { type: 'webpush', ...vapidKeys(), subject: SUBJECT },
         },
       });
-      for (const channel of ['webpush', 'webpush_rotated']) {
-        const created = await h.call('POST', '/api/v1/templates', {
-          name: `alert-${channel}`,
-          channel,
-          subject: 'Build {{ .build }}',
-          body: '{{ .text }}',
-        });
-        assert.equal(created.status, 201);
-      }
+      await createTemplates(h, ['webpush', 'webpush_rotated'].map((channel) => ({
+        name: `alert-${channel}`,
+        channel,
+        subject: 'Build {{ .build }}',
+        body: '{{ .text }}',
+      })));
     });
     after(async () => {
       await h.close();
@@ -101,16 +96,11 @@ for (const backend of BACKENDS) {
 
     /** Sends one notification to `sub` and returns its delivery once it is final. */
     async function deliver(sub: FakeSubscription, params: Record<string, unknown>, channel = 'webpush') {
-      const res = await h.call('POST', '/api/v1/notifications', {
+      const [d] = await sendAndSettle(h, {
         channels: { [channel]: { template: `alert-${channel}`, params } },
         recipients: [{ type: 'webpush', value: sub.json }],
       });
-      assert.equal(res.status, 200, JSON.stringify(res.body));
-      return waitFor(async () => {
-        const r = await h.call('GET', `/api/v1/notifications/${res.body.notificationId}/deliveries`);
-        const d = r.body.items[0];
-        return ['sent', 'failed', 'dead'].includes(d.status) ? d : undefined;
-      });
+      return d!;
     }
 
     test('a push is encrypted for the subscription and signed for the endpoint origin', async () => {
@@ -145,7 +135,7 @@ for (const backend of BACKENDS) {
       const sub = push.subscribe();
       const d = await deliver(sub, { build: 1, text: 'x', webpush: { topic: 'not a topic!' } });
       assert.equal(d.status, 'failed');
-      assert.match(d.lastError, /params\.webpush\.topic/);
+      assert.match(d.lastError!, /params\.webpush\.topic/);
       assert.equal(push.to(sub).length, 0);
     });
 
@@ -179,7 +169,7 @@ for (const backend of BACKENDS) {
       const sub = push.subscribe();
       const d = await deliver(sub, { build: 1, text: 'x'.repeat(5000) });
       assert.equal(d.status, 'failed');
-      assert.match(d.lastError, /HTTP 413/);
+      assert.match(d.lastError!, /HTTP 413/);
       assert.equal(push.to(sub)[0]!.status, 413);
     });
 
@@ -187,7 +177,7 @@ for (const backend of BACKENDS) {
       const sub = push.subscribe();
       const d = await deliver(sub, { build: 1, text: 'x' }, 'webpush_rotated');
       assert.equal(d.status, 'failed');
-      assert.match(d.lastError, /HTTP 403: VAPID rejected/);
+      assert.match(d.lastError!, /HTTP 403: VAPID rejected/);
       assert.equal(d.attempts, 1);
     });
 

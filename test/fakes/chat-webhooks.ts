@@ -1,12 +1,10 @@
-import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { waitFor, type TestHerald } from '../helpers/herald.js';
 
 /*
- * Fake chat webhooks on 127.0.0.1: a small base every group robot fake runs on, the Slack incoming
- * webhook and Discord webhook fakes, and the calls the group channel tests make to Herald. Each fake
- * checks a request as the real service does and answers with its real success and error shapes.
+ * Fake chat webhooks on 127.0.0.1: a small base every group robot fake runs on, and the Slack
+ * incoming webhook and Discord webhook fakes. Each fake checks a request as the real service does
+ * and answers with its real success and error shapes.
  */
 
 export interface FakeAnswer {
@@ -206,39 +204,5 @@ export function startFakeDiscord(hooks: DiscordHook[]): Promise<ChatFake> {
     },
     // Without ?wait=true, Discord answers an accepted post with 204 and no body.
     ok: () => ({ status: 204, body: '' }),
-  });
-}
-
-// Driving Herald -----------------------------------------------------------------------------------
-
-export interface DeliveryItem {
-  id: string;
-  channel: string;
-  recipient: { type: string; value: string };
-  status: string;
-  attempts: number;
-  lastError: string | null;
-  nextAttemptAt: string | null;
-  attemptLog: { attempt: number; outcome: string; error: string | null; details: unknown }[];
-}
-
-const SETTLED = new Set(['sent', 'failed', 'dead']);
-const settled = (items: DeliveryItem[]): boolean => items.every((d) => SETTLED.has(d.status));
-
-/** Creates templates through the API. */
-export async function createTemplates(h: TestHerald, templates: Record<string, unknown>[]): Promise<void> {
-  for (const t of templates) {
-    const res = await h.call('POST', '/api/v1/templates', t);
-    assert.equal(res.status, 201, JSON.stringify(res.body));
-  }
-}
-
-/** POSTs a notification and returns its deliveries once `ready` holds for them (by default: none left to try). */
-export async function notifyAndWait(h: TestHerald, request: object, ready = settled): Promise<DeliveryItem[]> {
-  const res = await h.call('POST', '/api/v1/notifications', request);
-  assert.equal(res.status, 200, JSON.stringify(res.body));
-  return waitFor(async () => {
-    const items = (await h.call('GET', `/api/v1/notifications/${res.body.notificationId}/deliveries`)).body.items as DeliveryItem[];
-    return ready(items) ? items : undefined;
   });
 }

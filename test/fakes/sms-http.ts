@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import { FakeHttpService, type FakeReply } from '../helpers/fake-http.js';
 
 /**
  * A generic HTTP SMS gateway on 127.0.0.1 with three front doors, each checking its request the
@@ -21,39 +21,23 @@ export interface GatewayRequest {
   at: number;
 }
 
-export interface ScriptedReply {
-  status: number;
-  body: string;
-  headers?: Record<string, string>;
-}
+const reject = (status: number, error: string): FakeReply => ({ status, body: JSON.stringify({ code: status, error }) });
 
-const reject = (status: number, error: string): ScriptedReply => ({ status, body: JSON.stringify({ code: status, error }) });
-
-export class FakeSmsGateway {
+export class FakeSmsGateway extends FakeHttpService {
   readonly requests: GatewayRequest[] = [];
-  private readonly scripts = new Map<string, ScriptedReply[]>();
+  private readonly scripts = new Map<string, FakeReply[]>();
   private nextId = 1;
 
-  private constructor(
-    private readonly server: Server,
-    readonly url: string,
-    private readonly apiKey: string,
-  ) {}
+  private constructor(private readonly apiKey: string) {
+    super({ 'content-type': 'application/json' });
+  }
 
-  static async start(apiKey: string): Promise<FakeSmsGateway> {
-    let fake: FakeSmsGateway | undefined;
-    const server = createServer((req, res) => {
-      void fake!.handle(req).then((reply) =>
-        res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers }).end(reply.body),
-      );
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    fake = new FakeSmsGateway(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`, apiKey);
-    return fake;
+  static start(apiKey: string): Promise<FakeSmsGateway> {
+    return new FakeSmsGateway(apiKey).listen();
   }
 
   /** Answers the next messages to `phone` with these replies, in order. */
-  script(phone: string, ...replies: ScriptedReply[]): void {
+  script(phone: string, ...replies: FakeReply[]): void {
     this.scripts.set(phone, replies);
   }
 
@@ -61,10 +45,8 @@ export class FakeSmsGateway {
     return this.requests.filter((r) => r.fields.to === phone);
   }
 
-  private async handle(req: IncomingMessage): Promise<ScriptedReply> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString('utf8');
+  protected handle(req: IncomingMessage, body: Buffer): FakeReply {
+    const raw = body.toString('utf8');
     const url = new URL(req.url ?? '/', this.url);
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
     let fields: Record<string, unknown>;
@@ -94,10 +76,5 @@ export class FakeSmsGateway {
     };
     this.requests.push({ path: url.pathname, method: req.method, headers: req.headers, fields, status: reply.status, at: Date.now() });
     return reply;
-  }
-
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }

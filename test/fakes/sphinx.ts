@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { FakeHttpService, type FakeReply } from '../helpers/fake-http.js';
 
 /**
  * A Sphinx v2 bot on 127.0.0.1 (spec §12): every call needs `x-admin-token`; the contact lookup
@@ -42,43 +42,33 @@ interface Contact extends SphinxUser {
   key?: string;
 }
 
-export interface ScriptedReply {
-  status: number;
-  body: string;
-}
-
 /** A random node pubkey: a 33-byte compressed point's hex. */
 export function randomPubkey(): string {
   return `0${2 + (randomBytes(1)[0]! % 2)}${randomBytes(32).toString('hex')}`;
 }
 
-export class FakeSphinxBot {
+export class FakeSphinxBot extends FakeHttpService {
   readonly calls: BotCall[] = [];
   readonly sent: SentDm[] = [];
   readonly added: string[] = [];
   private readonly contacts = new Map<string, Contact>();
-  private readonly scripts = new Map<string, ScriptedReply[]>();
+  private readonly scripts = new Map<string, FakeReply[]>();
   private readonly botPubkey = randomPubkey();
 
   private constructor(
-    private readonly server: Server,
-    readonly url: string,
     private readonly adminToken: string,
     private readonly contactPrefix: string,
-  ) {}
+  ) {
+    super();
+  }
 
-  static async start(opts: { adminToken: string; contactPrefix: '/contact/' | '/get_contact/' }): Promise<FakeSphinxBot> {
-    let fake: FakeSphinxBot | undefined;
-    const server = createServer((req, res) => {
-      void fake!.handle(req).then((reply) => {
-        const json = reply.body.startsWith('{') || reply.body.startsWith('[');
-        res.writeHead(reply.status, { 'content-type': json ? 'application/json' : 'text/plain' }).end(reply.body);
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    fake = new FakeSphinxBot(server, url, opts.adminToken, opts.contactPrefix);
-    return fake;
+  static start(opts: { adminToken: string; contactPrefix: '/contact/' | '/get_contact/' }): Promise<FakeSphinxBot> {
+    return new FakeSphinxBot(opts.adminToken, opts.contactPrefix).listen();
+  }
+
+  protected override replyHeaders(reply: FakeReply): OutgoingHttpHeaders {
+    const json = reply.body?.startsWith('{') || reply.body?.startsWith('[');
+    return { 'content-type': json ? 'application/json' : 'text/plain' };
   }
 
   user(user: SphinxUser): SphinxUser {
@@ -87,7 +77,7 @@ export class FakeSphinxBot {
   }
 
   /** Answers the next /send calls to `dest` with these replies, in order. */
-  script(dest: string, ...replies: ScriptedReply[]): void {
+  script(dest: string, ...replies: FakeReply[]): void {
     this.scripts.set(dest, replies);
   }
 
@@ -95,11 +85,9 @@ export class FakeSphinxBot {
     return this.calls.filter((c) => c.path.includes(pubkey));
   }
 
-  private async handle(req: IncomingMessage): Promise<ScriptedReply> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
+  protected handle(req: IncomingMessage, body: Buffer): FakeReply {
     const path = req.url ?? '/';
-    const raw = Buffer.concat(chunks).toString('utf8');
+    const raw = body.toString('utf8');
     const reply = this.answer(req, path, raw);
     // /send and /add_contact name the pubkey in the body: log it with the path for callsFor().
     const subject = /"(?:dest|contact_info)":"([0-9a-f]{66})/.exec(raw)?.[1];
@@ -107,7 +95,7 @@ export class FakeSphinxBot {
     return reply;
   }
 
-  private answer(req: IncomingMessage, path: string, raw: string): ScriptedReply {
+  private answer(req: IncomingMessage, path: string, raw: string): FakeReply {
     if (req.headers['x-admin-token'] !== this.adminToken) return { status: 401, body: 'Unauthorized' };
     if (req.method === 'GET' && path.startsWith(this.contactPrefix)) return this.lookup(path.slice(this.contactPrefix.length));
     if (req.method !== 'POST' || (path !== '/add_contact' && path !== '/send')) return { status: 404, body: 'Not Found' };
@@ -121,7 +109,7 @@ export class FakeSphinxBot {
     return path === '/add_contact' ? this.addContact(body) : this.send(body);
   }
 
-  private lookup(pubkey: string): ScriptedReply {
+  private lookup(pubkey: string): FakeReply {
     const c = this.contacts.get(pubkey);
     if (!c || !(c.added || c.routeKnown || c.key)) return { status: 404, body: '{"error":"contact not found"}' };
     if (c.added && !c.key) {
@@ -132,7 +120,7 @@ export class FakeSphinxBot {
     return { status: 200, body: JSON.stringify(record) };
   }
 
-  private addContact(body: Record<string, unknown>): ScriptedReply {
+  private addContact(body: Record<string, unknown>): FakeReply {
     const info = String(body.contact_info ?? '');
     const [pubkey, lsp, scid] = info.split('_');
     const c = this.contacts.get(pubkey ?? '');
@@ -142,7 +130,7 @@ export class FakeSphinxBot {
     return { status: 200, body: '{}' };
   }
 
-  private send(body: Record<string, unknown>): ScriptedReply {
+  private send(body: Record<string, unknown>): FakeReply {
     const dest = body.dest;
     if (typeof dest !== 'string' || !dest) return { status: 400, body: '{"error":"dest is required"}' };
     if (typeof body.amt_msat !== 'number' || typeof body.is_tribe !== 'boolean' || typeof body.content !== 'string') {
@@ -157,10 +145,5 @@ export class FakeSphinxBot {
       status: 200,
       body: JSON.stringify({ status: 'COMPLETE', tag, type: 0, message: 'sent', sender: this.botPubkey, uuid: randomUUID() }),
     };
-  }
-
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }

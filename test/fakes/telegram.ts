@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import { FakeHttpService, type FakeReply } from '../helpers/fake-http.js';
 
 /**
  * The Telegram Bot API's sendMessage on 127.0.0.1, checking requests as the real one does: the
@@ -23,19 +23,13 @@ export interface ChatRequest {
   at: number;
 }
 
-export interface ScriptedReply {
-  status: number;
-  body: string;
-  headers?: Record<string, string>;
-}
-
 const TOKEN = /^\d+:[A-Za-z0-9_-]+$/;
 const PARSE_MODES = ['MarkdownV2', 'HTML', 'Markdown'];
 // MarkdownV2: these must be escaped with '\' outside entities; '*_~`|[]()' open entities.
 const MDV2_RESERVED = new Set([...'>#+-={}.!']);
 const HTML_TAGS = new Set(['b', 'strong', 'i', 'em', 'u', 'ins', 's', 'strike', 'del', 'a', 'code', 'pre', 'tg-spoiler', 'blockquote', 'span']);
 
-const failure = (status: number, description: string, parameters?: object): ScriptedReply => ({
+const failure = (status: number, description: string, parameters?: object): FakeReply => ({
   status,
   body: JSON.stringify({ ok: false, error_code: status, description, ...(parameters ? { parameters } : {}) }),
 });
@@ -62,10 +56,8 @@ function entityError(text: string, mode: string | undefined): string | undefined
   return undefined;
 }
 
-async function readParams(req: IncomingMessage, url: URL): Promise<Record<string, string>> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  const raw = Buffer.concat(chunks).toString('utf8');
+/** The call's parameters: query, then a JSON or form body; throws on a malformed JSON body. */
+function readParams(req: IncomingMessage, raw: string, url: URL): Record<string, string> {
   const params: Record<string, string> = Object.fromEntries(url.searchParams);
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
   if (type === 'application/json' && raw) {
@@ -76,7 +68,7 @@ async function readParams(req: IncomingMessage, url: URL): Promise<Record<string
   return params;
 }
 
-export class FakeTelegram {
+export class FakeTelegram extends FakeHttpService {
   readonly sent: SentMessage[] = [];
   readonly requests: ChatRequest[] = [];
   readonly blocked = new Set<string>();
@@ -84,30 +76,19 @@ export class FakeTelegram {
   readonly missing = new Set<string>();
   /** Group id → the supergroup id it became. */
   readonly migrated = new Map<string, string>();
-  private readonly scripts = new Map<string, ScriptedReply[]>();
+  private readonly scripts = new Map<string, FakeReply[]>();
   private nextMessageId = 1;
 
-  private constructor(
-    private readonly server: Server,
-    readonly url: string,
-    private readonly tokens: ReadonlySet<string>,
-  ) {}
+  private constructor(private readonly tokens: ReadonlySet<string>) {
+    super({ 'content-type': 'application/json' });
+  }
 
-  static async start(tokens: string[]): Promise<FakeTelegram> {
-    let fake: FakeTelegram | undefined;
-    const server = createServer((req, res) => {
-      void fake!.handle(req).then(
-        (reply) => res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers }).end(reply.body),
-        (error: Error) => res.writeHead(400, { 'content-type': 'application/json' }).end(failure(400, `Bad Request: ${error.message}`).body),
-      );
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    fake = new FakeTelegram(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`, new Set(tokens));
-    return fake;
+  static start(tokens: string[]): Promise<FakeTelegram> {
+    return new FakeTelegram(new Set(tokens)).listen();
   }
 
   /** Answers the next messages to `chatId` with these replies, in order. */
-  script(chatId: string, ...replies: ScriptedReply[]): void {
+  script(chatId: string, ...replies: FakeReply[]): void {
     this.scripts.set(chatId, replies);
   }
 
@@ -115,7 +96,7 @@ export class FakeTelegram {
     return this.sent.filter((m) => m.chatId === chatId);
   }
 
-  private async handle(req: IncomingMessage): Promise<ScriptedReply> {
+  protected handle(req: IncomingMessage, body: Buffer): FakeReply {
     const url = new URL(req.url ?? '/', this.url);
     const match = /^\/bot([^/]*)\/sendMessage$/.exec(url.pathname);
     // Like a framework's default 404 page, this echoes the path: whatever holds the URL leaks the token.
@@ -124,7 +105,7 @@ export class FakeTelegram {
     if (!TOKEN.test(token)) return failure(404, 'Not Found');
     if (!this.tokens.has(token)) return failure(401, 'Unauthorized');
     if (req.method !== 'POST' && req.method !== 'GET') return failure(405, 'Method Not Allowed');
-    const p = await readParams(req, url);
+    const p = readParams(req, body.toString('utf8'), url);
     if (!p.chat_id) return failure(400, 'Bad Request: chat_id is empty');
     if (!p.text) return failure(400, 'Bad Request: message text is empty');
     if ([...p.text].length > 4096) return failure(400, 'Bad Request: message is too long');
@@ -136,7 +117,7 @@ export class FakeTelegram {
     return reply;
   }
 
-  private answer(token: string, p: Record<string, string>): ScriptedReply {
+  private answer(token: string, p: Record<string, string>): FakeReply {
     const chatId = p.chat_id!;
     const text = p.text!;
     const scripted = this.scripts.get(chatId)?.shift();
@@ -158,8 +139,7 @@ export class FakeTelegram {
     return { status: 200, body: JSON.stringify({ ok: true, result }) };
   }
 
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+  protected override failed(error: Error): FakeReply {
+    return failure(400, `Bad Request: ${error.message}`);
   }
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import { FakeHttpService, type FakeReply } from '../helpers/fake-http.js';
 
 /**
  * Twilio's Messages and Calls resources on 127.0.0.1, checking requests as the real API does:
@@ -21,17 +21,11 @@ export interface TwilioRequest {
   at: number;
 }
 
-export interface ScriptedReply {
-  status: number;
-  body: string;
-  headers?: Record<string, string>;
-}
-
 const E164 = /^\+[1-9]\d{1,14}$/;
 const XML_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 
 /** A Twilio error body (spec §9.3). */
-export function twilioError(status: number, code: number, message: string): ScriptedReply {
+export function twilioError(status: number, code: number, message: string): FakeReply {
   return {
     status,
     body: JSON.stringify({ code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status }),
@@ -51,31 +45,21 @@ function sayText(twiml: string): string {
   });
 }
 
-export class FakeTwilio {
+export class FakeTwilio extends FakeHttpService {
   readonly requests: TwilioRequest[] = [];
   readonly unsubscribed = new Set<string>();
-  private readonly scripts = new Map<string, ScriptedReply[]>();
+  private readonly scripts = new Map<string, FakeReply[]>();
 
-  private constructor(
-    private readonly server: Server,
-    readonly url: string,
-    private readonly account: { sid: string; token: string; numbers: string[] },
-  ) {}
+  private constructor(private readonly account: { sid: string; token: string; numbers: string[] }) {
+    super({ 'content-type': 'application/json' });
+  }
 
-  static async start(account: { sid: string; token: string; numbers: string[] }): Promise<FakeTwilio> {
-    let fake: FakeTwilio | undefined;
-    const server = createServer((req, res) => {
-      void fake!.handle(req).then((reply) =>
-        res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers }).end(reply.body),
-      );
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    fake = new FakeTwilio(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`, account);
-    return fake;
+  static start(account: { sid: string; token: string; numbers: string[] }): Promise<FakeTwilio> {
+    return new FakeTwilio(account).listen();
   }
 
   /** Answers the next requests to `to` with these replies, in order. */
-  script(to: string, ...replies: ScriptedReply[]): void {
+  script(to: string, ...replies: FakeReply[]): void {
     this.scripts.set(to, replies);
   }
 
@@ -83,9 +67,7 @@ export class FakeTwilio {
     return this.requests.filter((r) => r.to === number);
   }
 
-  private async handle(req: IncomingMessage): Promise<ScriptedReply> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
+  protected handle(req: IncomingMessage, body: Buffer): FakeReply {
     const match = /^\/2010-04-01\/Accounts\/(AC[0-9a-f]{32})\/(Messages|Calls)\.json$/.exec(req.url ?? '');
     if (req.method !== 'POST' || !match) return twilioError(404, 20404, 'The requested resource was not found');
     const [, sid, resource] = match as unknown as [string, string, 'Messages' | 'Calls'];
@@ -97,7 +79,7 @@ export class FakeTwilio {
     if (req.headers['content-type'] !== 'application/x-www-form-urlencoded') {
       return twilioError(400, 21604, "A 'To' phone number is required.");
     }
-    const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+    const form = new URLSearchParams(body.toString('utf8'));
     const to = form.get('To') ?? '';
     const from = form.get('From') ?? '';
     if (!to) return twilioError(400, 21604, "A 'To' phone number is required.");
@@ -127,7 +109,7 @@ export class FakeTwilio {
     return reply;
   }
 
-  private answer(resource: 'Messages' | 'Calls', to: string, from: string, text: string): ScriptedReply {
+  private answer(resource: 'Messages' | 'Calls', to: string, from: string, text: string): FakeReply {
     const scripted = this.scripts.get(to)?.shift();
     if (scripted) return scripted;
     if (resource === 'Messages' && this.unsubscribed.has(to)) {
@@ -149,10 +131,5 @@ export class FakeTwilio {
         ? { ...common, body: text, num_segments: '1', direction: 'outbound-api', error_code: null, error_message: null }
         : { ...common, direction: 'outbound-api', duration: null };
     return { status: 201, body: JSON.stringify(body) };
-  }
-
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }

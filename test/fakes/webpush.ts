@@ -1,7 +1,7 @@
 import { createECDH, createDecipheriv, createHmac, randomBytes, type ECDH } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
 import { decodeJwt, importJWK, jwtVerify } from 'jose';
+import { FakeHttpService, type FakeReply } from '../helpers/fake-http.js';
 
 /**
  * A push service (RFC 8030) on 127.0.0.1 that checks each push as a real one would: TTL, Topic,
@@ -28,12 +28,6 @@ export interface ReceivedPush {
   payload?: unknown;
   status: number;
   rejected?: string;
-}
-
-export interface ScriptedReply {
-  status: number;
-  headers?: Record<string, string>;
-  body?: string;
 }
 
 const HKDF_INFO = (label: string) => Buffer.concat([Buffer.from(`Content-Encoding: ${label}\0`), Buffer.from([1])]);
@@ -82,34 +76,21 @@ async function importVapidKey(k: string) {
   );
 }
 
-export class FakePushService {
+export class FakePushService extends FakeHttpService {
   readonly received: ReceivedPush[] = [];
   private readonly subscriptions = new Map<string, FakeSubscription>();
-  private readonly scripts = new Map<string, ScriptedReply[]>();
+  private readonly scripts = new Map<string, FakeReply[]>();
   private nextId = 1;
 
   private constructor(
-    private readonly server: Server,
-    readonly url: string,
     /** The VAPID public key subscriptions were made with (the page's applicationServerKey). */
     private readonly applicationServerKey: string,
-  ) {}
+  ) {
+    super();
+  }
 
-  static async start(applicationServerKey: string): Promise<FakePushService> {
-    let service: FakePushService | undefined;
-    const server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        void service!.handle(req, Buffer.concat(chunks)).then((reply) => {
-          res.writeHead(reply.status, reply.headers).end(reply.body ?? '');
-        });
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-    service = new FakePushService(server, `http://127.0.0.1:${port}`, applicationServerKey);
-    return service;
+  static start(applicationServerKey: string): Promise<FakePushService> {
+    return new FakePushService(applicationServerKey).listen();
   }
 
   /** A new browser subscription (fresh key pair and auth secret). */
@@ -129,7 +110,7 @@ export class FakePushService {
   }
 
   /** Answers the subscription's next pushes with these replies, in order, before accepting again. */
-  script(sub: FakeSubscription, ...replies: ScriptedReply[]): void {
+  script(sub: FakeSubscription, ...replies: FakeReply[]): void {
     this.scripts.set(sub.id, replies);
   }
 
@@ -137,7 +118,7 @@ export class FakePushService {
     return this.received.filter((r) => r.subscription === sub.id);
   }
 
-  private async handle(req: IncomingMessage, body: Buffer): Promise<ScriptedReply> {
+  protected async handle(req: IncomingMessage, body: Buffer): Promise<FakeReply> {
     const id = /^\/push\/([\w-]+)$/.exec(req.url ?? '')?.[1] ?? '';
     const entry: ReceivedPush = { subscription: id, at: Date.now(), headers: req.headers, status: 0 };
     this.received.push(entry);
@@ -147,7 +128,7 @@ export class FakePushService {
     return reply;
   }
 
-  private async check(req: IncomingMessage, body: Buffer, entry: ReceivedPush): Promise<ScriptedReply> {
+  private async check(req: IncomingMessage, body: Buffer, entry: ReceivedPush): Promise<FakeReply> {
     const h = req.headers;
     if (req.method !== 'POST') return { status: 405, body: 'POST only' };
     if (h.ttl === undefined || !/^\d+$/.test(String(h.ttl))) return { status: 400, body: 'TTL header missing or not an integer' };
@@ -184,11 +165,5 @@ export class FakePushService {
     const scripted = this.scripts.get(sub.id)?.shift();
     if (scripted) return scripted;
     return { status: 201, headers: { location: `${this.url}/message/${randomBytes(6).toString('hex')}` } };
-  }
-
-  close(): Promise<void> {
-    // Herald's agent keeps connections open; close() alone would wait for them to idle out.
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }

@@ -1,8 +1,10 @@
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
+import type { AttemptView, DeliveryView } from '../../src/engine/deliveries.js';
 import { startHerald, type Herald, type Role } from '../../src/service.js';
 import type { Db } from '../../src/store/db.js';
 
@@ -108,4 +110,48 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false> | T
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** A delivery as GET /api/v1/notifications/:id/deliveries lists it; `details` is each provider's own shape. */
+export type DeliveryItem = DeliveryView & { attemptLog: (AttemptView & { details: any })[] };
+
+/** One channel per provider, named after it: `{ ding: { provider: 'ding' }, … }`. */
+export function channelPerProvider(providers: Record<string, unknown>): Record<string, { provider: string }> {
+  return Object.fromEntries(Object.keys(providers).map((name) => [name, { provider: name }]));
+}
+
+/** A notification to `channel` with its template of that kind (templates named `<channel>.<kind>`) about `host`. */
+export function hostAlert(channel: string, recipients: object[], kind = 'alert', host = 'db-1') {
+  return { channels: { [channel]: { template: `${channel}.${kind}`, params: { host } } }, recipients };
+}
+
+const FINAL = new Set(['sent', 'failed', 'dead']);
+const allFinal = (items: DeliveryItem[]): boolean => items.every((d) => FINAL.has(d.status));
+
+/** Creates templates through the API. */
+export async function createTemplates(h: TestHerald, templates: Record<string, unknown>[]): Promise<void> {
+  for (const t of templates) {
+    const res = await h.call('POST', '/api/v1/templates', t);
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+  }
+}
+
+/** POSTs a notification request, asserting it is accepted; returns the notification id. */
+export async function postNotification(h: TestHerald, request: object): Promise<string> {
+  const res = await h.call('POST', '/api/v1/notifications', request);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return res.body.notificationId;
+}
+
+/** Polls notification `id`'s deliveries until `ready` holds for them (by default: none left to try). */
+export function settledDeliveries(h: TestHerald, id: string, ready = allFinal, timeoutMs?: number): Promise<DeliveryItem[]> {
+  return waitFor(async () => {
+    const items = (await h.call('GET', `/api/v1/notifications/${id}/deliveries`)).body.items as DeliveryItem[];
+    return ready(items) ? items : undefined;
+  }, timeoutMs);
+}
+
+/** POSTs a notification and returns its deliveries once `ready` holds for them (by default: none left to try). */
+export async function sendAndSettle(h: TestHerald, request: object, ready = allFinal): Promise<DeliveryItem[]> {
+  return settledDeliveries(h, await postNotification(h, request), ready);
 }

@@ -69,12 +69,12 @@ export function inboxRoutes(deps: Pick<ApiDeps, 'inbox' | 'inboxLive'>) {
       });
       res.write(': connected\n\n');
       streams.add(res);
-      let lastSent = 0n;
       const write = (m: InboxMessage): void => {
-        if (BigInt(m.id) <= lastSent) return;
-        lastSent = BigInt(m.id);
         res.write(`id: ${m.id}\nevent: message\ndata: ${JSON.stringify(m)}\n\n`);
       };
+      // Messages announced while the missed ones are read back wait, and are sent unless the replay
+      // already had them. Ids are not compared otherwise: two messages stored at once may commit
+      // (and be announced) in either order.
       const buffered: InboxMessage[] = [];
       let replaying = true;
       const unsubscribe = deps.inboxLive.subscribe(appId, userId, (m) => (replaying ? buffered.push(m) : write(m)));
@@ -84,13 +84,16 @@ export function inboxRoutes(deps: Pick<ApiDeps, 'inbox' | 'inboxLive'>) {
         unsubscribe();
         streams.delete(res);
       });
+      const replayed = new Set<string>();
       const lastEventId = request.headers['last-event-id'];
       if (typeof lastEventId === 'string' && MESSAGE_ID.test(lastEventId)) {
-        lastSent = BigInt(lastEventId);
-        for (const m of await deps.inbox.since(appId, userId, lastEventId, REPLAY_LIMIT)) write(m);
+        for (const m of await deps.inbox.since(appId, userId, lastEventId, REPLAY_LIMIT)) {
+          replayed.add(m.id);
+          write(m);
+        }
       }
       replaying = false;
-      for (const m of buffered) write(m);
+      for (const m of buffered) if (!replayed.has(m.id)) write(m);
     });
   };
 }
